@@ -19,6 +19,7 @@ import numpy as np
 PURPOSE_GAMES = 1
 PURPOSE_STRATEGY = 2
 PURPOSE_INIT = 3
+PURPOSE_FINAL = 4  # picking the final best of the hall of fame
 
 TRAINING_SEED_BIT = np.uint64(1 << 63)
 MAX_EVAL_SEED = 2**32 - 1
@@ -36,15 +37,17 @@ def generator(run_seed: int, purpose: int, *keys: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seed_sequence(run_seed, purpose, *keys)))
 
 
-def training_game_seeds(run_seed: int, generation: int, indices, games: int) -> np.ndarray:
+def training_game_seeds(
+    run_seed: int, generation: int, indices, games: int, purpose: int = PURPOSE_GAMES
+) -> np.ndarray:
     """Game seeds for individuals ``indices`` of ``generation``: shape (len(indices), games).
 
-    Row i depends only on (run_seed, generation, indices[i]); every seed is >= 2**63.
+    Row i depends only on (run_seed, purpose, generation, indices[i]); every seed is >= 2**63.
     """
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     out = np.empty((indices.size, games), dtype=np.uint64)
     for row, index in enumerate(indices):
-        ss = seed_sequence(run_seed, PURPOSE_GAMES, generation, int(index))
+        ss = seed_sequence(run_seed, purpose, generation, int(index))
         out[row] = ss.generate_state(games, dtype=np.uint64) | TRAINING_SEED_BIT
     return out
 

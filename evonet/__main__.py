@@ -1,0 +1,5 @@
+import sys
+
+from evonet.cli import main
+
+sys.exit(main())

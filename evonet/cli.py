@@ -1,0 +1,191 @@
+"""The ``evonet`` command line: run, eval, watch, bench, config.
+
+Every user error (bad config, bad argument, unreadable run directory) prints one line,
+``evonet: error: ...``, and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from evonet.errors import ConfigError, EvonetError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage + message)
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="evonet", description="Neuroevolution and architecture search with DEAP, Keras and Ray.")
+    from evonet import __version__
+
+    p.add_argument("--version", action="version", version=f"evonet {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run an experiment (no CONFIG: the embedded defaults)")
+    r.add_argument("config", nargs="?", help="experiment YAML, e.g. experiments/snake_weights.yaml")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set ga.population=64 (repeatable)")
+    r.add_argument("--out", help="run directory (default: runs/NAME-seedS-TIMESTAMP)")
+    r.add_argument("--quiet", action="store_true", help="no per-generation lines")
+
+    c = sub.add_parser("config", help="print the resolved config, or document every field")
+    c.add_argument("config", nargs="?", help="experiment YAML (default: the embedded defaults)")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    c.add_argument("--fields", action="store_true", help="list every field with its type, default and doc")
+
+    e = sub.add_parser("eval", help="benchmark table of a run's best agent on evaluation seeds")
+    e.add_argument("run_dir", help="a run directory or an agent.json / agent.keras file")
+    e.add_argument("--rules", choices=["classic", "theailearner"], help="rule set (default: the agent's)")
+    e.add_argument("--board", type=int, help="board side (default: the agent's; theailearner: 50)")
+    e.add_argument("--games", type=_positive_int, default=1000, help="number of games (default 1000)")
+    e.add_argument("--seed-start", type=_nonneg_int, default=0, help="first evaluation seed (default 0)")
+    e.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+    w = sub.add_parser("watch", help="watch a run's best agent play (pygame window, frames or GIF)")
+    w.add_argument("run_dir", help="a run directory or an agent.json / agent.keras file")
+    w.add_argument("--seed", type=_nonneg_int, default=0, help="evaluation seed of the game (default 0)")
+    w.add_argument("--rules", choices=["classic", "theailearner"], help="rule set (default: the agent's)")
+    w.add_argument("--board", type=int, help="board side (default: the agent's)")
+    w.add_argument("--fps", type=_positive_int, default=15, help="frames per second in the window")
+    w.add_argument("--frames", metavar="DIR", help="write a PNG per step into DIR (no window)")
+    w.add_argument("--gif", metavar="FILE", help="write an animated GIF (no window)")
+    w.add_argument("--max-frames", type=_positive_int, help="stop after this many steps")
+
+    b = sub.add_parser("bench", help="benchmarks")
+    bsub = b.add_subparsers(dest="bench", required=True, parser_class=_Parser)
+    bs = bsub.add_parser("snake", help="env-steps/s: seed-style Keras loop vs the vectorized engine")
+    bs.add_argument("--json", action="store_true", help="print JSON only")
+    bs.add_argument("--population", type=_positive_int, default=256)
+    bs.add_argument("--games", type=_positive_int, default=8)
+    return p
+
+
+def _resolve_rules(agent, rules: str | None, board: int | None):
+    name = rules or agent.rules["name"]
+    if board is None:
+        if name == agent.rules["name"]:
+            board = int(agent.rules["width"])
+        else:
+            board = 50 if name == "theailearner" else 10
+    from evonet.envs.snake.rules import make_rules
+
+    try:
+        return make_rules(name, width=board, height=board)
+    except ValueError as exc:
+        raise ConfigError(f"--board: {exc}") from None
+
+
+def cmd_run(args) -> int:
+    from evonet import config
+
+    cfg = config.load(args.config, args.overrides)
+    from evonet.runner import run_experiment
+
+    stream = open(os.devnull, "w") if args.quiet else sys.stdout
+    run_experiment(cfg, args.out, stream=stream)
+    return 0
+
+
+def cmd_config(args) -> int:
+    from evonet import config
+
+    if args.fields:
+        for key, tp, default, text in config.describe():
+            print(f"{key:28s} {tp:40s} default {default:18s} {text}")
+        return 0
+    print(config.dump_yaml(config.load(args.config, args.overrides)), end="")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import numpy as np
+
+    from evonet import seeding
+    from evonet.evaluators.snake import evaluate_weights, format_summary, summarize
+    from evonet.snake import load_agent
+
+    agent = load_agent(args.run_dir)
+    rules = _resolve_rules(agent, args.rules, args.board)
+    try:
+        seeds = seeding.evaluation_game_seeds(args.games, args.seed_start)
+    except ValueError as exc:
+        raise ConfigError(f"--seed-start: {exc}") from None
+    res = evaluate_weights(agent.spec, np.asarray(agent.weights, np.float32)[None], rules, agent.observation, seeds[None])
+    summary = summarize(res.scores[0], res.steps[0], res.won[0], rules)
+    desc = f"evaluation seeds {args.seed_start}..{args.seed_start + args.games - 1}"
+    if args.json:
+        print(json.dumps({"rules": rules.name, "board": f"{rules.width}x{rules.height}", "seeds": desc,
+                          "observation": agent.observation, **summary}, indent=2, default=float))
+    else:
+        print(format_summary(summary, rules, desc))
+    return 0
+
+
+def cmd_watch(args) -> int:
+    from evonet.envs.snake.render import play
+    from evonet.snake import load_agent
+
+    agent = load_agent(args.run_dir)
+    rules = _resolve_rules(agent, args.rules, args.board)
+    window = not (args.frames or args.gif)
+    label = f"{Path(args.run_dir).name}  seed {args.seed}"
+    out = play(agent.act, rules, args.seed, window=window, fps=args.fps, frames_dir=args.frames, gif=args.gif,
+               max_frames=args.max_frames, label=label)
+    print(f"{rules.name} {rules.width}x{rules.height}, evaluation seed {args.seed}: score {out['score']} "
+          f"in {out['steps']} steps ({out['death'] or 'stopped'})")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.bench == "snake":
+        from evonet.bench.snake import bench_snake
+
+        result = bench_snake(population=args.population, games=args.games)
+        print(json.dumps(result, indent=None if args.json else 2))
+        return 0
+    raise ConfigError(f"unknown benchmark {args.bench!r}")
+
+
+COMMANDS = {"run": cmd_run, "config": cmd_config, "eval": cmd_eval, "watch": cmd_watch, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except EvonetError as exc:
+        print(f"evonet: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("evonet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

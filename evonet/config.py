@@ -1,0 +1,344 @@
+"""Experiment configs: typed dataclasses, loaded from YAML and validated before any work.
+
+Every field carries a one-line doc (``field(metadata={"doc": ...})``); ``evonet config``
+prints them. Loading rejects unknown keys (with a did-you-mean hint), wrong types and
+impossible values with a :class:`~evonet.errors.ConfigError` whose message is one line
+naming the field, e.g. ``ga.population: must be >= 2, got 1``.
+
+Overrides use dotted keys with YAML values: ``--set ga.population=64 --set
+network.hidden=[16,16]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from evonet.errors import ConfigError
+
+
+def doc(text: str, **extra) -> dict:
+    return {"doc": text, **extra}
+
+
+def _f(default, text: str, *, factory=None, **extra):
+    meta = doc(text, **extra)
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+@dataclass
+class SnakeConfig:
+    """The game every individual is scored on."""
+
+    rules: Literal["classic", "theailearner"] = _f("classic", "rule set (see docs/snake.md)")
+    board: Optional[int] = _f(
+        None, "board side in cells (square); default: the rule set's own (classic 10, theailearner 50)", min=5, max=200
+    )
+    observation: Literal["blog7", "vision"] = _f("vision", "observation set fed to the network")
+    games: int = _f(8, "games per individual per evaluation (fitness = mean score)", min=1, max=10_000)
+
+
+@dataclass
+class NetworkConfig:
+    """The fixed Keras network whose flat weight vector is the genome."""
+
+    hidden: list[int] = _f(None, "hidden layer sizes", factory=lambda: [16], item_min=1)
+    activation: Literal["linear", "relu", "tanh", "sigmoid", "elu", "selu", "leaky_relu"] = _f(
+        "tanh", "activation of the hidden layers"
+    )
+    output_activation: Literal["linear", "tanh", "sigmoid", "softmax"] = _f(
+        "linear", "activation of the output layer (the agent takes the largest output)"
+    )
+
+
+@dataclass
+class GAConfig:
+    """The evolutionary algorithm over the DEAP toolbox."""
+
+    algorithm: Literal["simple", "mu_plus_lambda"] = _f(
+        "mu_plus_lambda", "simple: eaSimple-style generational GA; mu_plus_lambda: parents compete with offspring"
+    )
+    population: int = _f(128, "population size (mu)", min=2, max=1_000_000)
+    offspring: int = _f(0, "offspring per generation (lambda) for mu_plus_lambda; 0 means = population", min=0)
+    generations: int = _f(50, "number of generations after the initial one", min=0, max=1_000_000)
+    cxpb: float = _f(0.5, "probability that a pair of offspring is mated", min=0.0, max=1.0)
+    mutpb: float = _f(0.5, "probability that an offspring is mutated", min=0.0, max=1.0)
+    elitism: int = _f(
+        1, "simple only: the best N of the hall of fame replace the worst offspring each generation", min=0
+    )
+    reevaluate: bool = _f(
+        True,
+        "re-score surviving parents on fresh games each generation (guards against lucky noisy fitness)",
+    )
+    selection: dict = _f(None, "selection operator: {name: tournament|best|random, ...}", factory=lambda: {"name": "tournament", "tournsize": 3})
+    crossover: dict = _f(None, "crossover operator: {name: uniform|blend|sbx|one_point|two_point, ...}", factory=lambda: {"name": "blend", "alpha": 0.3})
+    mutation: dict = _f(None, "mutation operator: {name: gaussian|polynomial, ...}", factory=lambda: {"name": "gaussian", "sigma": 0.3, "indpb": 0.1})
+    bound: float = _f(5.0, "genes are kept in [-bound, bound]", min=1e-6)
+    hall_of_fame: int = _f(10, "hall of fame size", min=1)
+    final_games: int = _f(
+        256, "games (fresh training seeds) used to pick the final best of the hall of fame", min=1
+    )
+
+
+@dataclass
+class ExecutorConfig:
+    """Where evaluations run."""
+
+    kind: Literal["local"] = _f("local", "local: in this process")
+    workers: int = _f(1, "parallel workers", min=1)
+    chunk: int = _f(
+        0, "individuals per evaluation task (one vectorized snake batch); 0: split evenly over the workers", min=0
+    )
+
+
+@dataclass
+class ExperimentConfig:
+    """A complete, runnable experiment (``evonet run FILE``)."""
+
+    name: str = _f("snake_weights", "run name; the run directory is runs/NAME-seedS-TIMESTAMP")
+    seed: int = _f(0, "run seed: every random draw derives from it", min=0, max=2**32 - 1)
+    genome: Literal["weights"] = _f("weights", "genome kind: weights = flat weight vector of a fixed network")
+    snake: SnakeConfig = _f(None, "the game", factory=SnakeConfig)
+    network: NetworkConfig = _f(None, "the network", factory=NetworkConfig)
+    ga: GAConfig = _f(None, "the evolutionary algorithm", factory=GAConfig)
+    executor: ExecutorConfig = _f(None, "where evaluations run", factory=ExecutorConfig)
+    eval_games: int = _f(
+        1000, "games on evaluation seeds 0..N-1 played by the final best agent at the end of the run", min=0
+    )
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list,):
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if isinstance(tp, type):
+        return {"int": "integer", "float": "number", "str": "string", "bool": "true/false", "dict": "mapping"}.get(
+            tp.__name__, tp.__name__
+        )
+    return str(tp)
+
+
+def _did_you_mean(key: str, choices) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_value(value, tp, where: str, meta: dict):
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, where)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            hint = _did_you_mean(str(value), [str(c) for c in choices])
+            raise ConfigError(
+                f"{where}: unknown value {value!r}{hint}; choose from {', '.join(str(c) for c in choices)}"
+            )
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1:
+            return _check_value(value, others[0], where, meta)
+        for arg in others:
+            try:
+                return _check_value(value, arg, where, meta)
+            except ConfigError:
+                continue
+        names = " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+        raise ConfigError(f"{where}: expected {names}, got {value!r}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        out = [_check_value(v, item_tp, f"{where}[{i}]", {}) for i, v in enumerate(value)]
+        if "item_min" in meta:
+            for i, v in enumerate(out):
+                if v < meta["item_min"]:
+                    raise ConfigError(f"{where}[{i}]: must be >= {meta['item_min']}, got {v}")
+        return out
+    if tp is type(None):
+        if value is not None:
+            raise ConfigError(f"{where}: expected null, got {value!r}")
+        return None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where}: must be a finite number, got {value}")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+    elif tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return value
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"{where}: must be >= {meta['min']}, got {value}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"{where}: must be <= {meta['max']}, got {value}")
+    return value
+
+
+def _build(cls, data: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if not isinstance(key, str) or key not in fields:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            raise ConfigError(f"{where}: unknown key{_did_you_mean(str(key), fields)}; valid keys: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        where = f"{prefix}.{name}" if prefix else name
+        if name in data:
+            kwargs[name] = _check_value(data[name], hints[name], where, dict(f.metadata))
+    return cls(**kwargs)
+
+
+def _cross_checks(cfg: ExperimentConfig) -> None:
+    from evonet.operators import validate_operator
+
+    cfg.ga.selection = validate_operator("selection", cfg.ga.selection, "ga.selection")
+    cfg.ga.crossover = validate_operator("crossover", cfg.ga.crossover, "ga.crossover")
+    cfg.ga.mutation = validate_operator("mutation", cfg.ga.mutation, "ga.mutation")
+    if cfg.ga.selection["name"] == "nsga2":
+        raise ConfigError("ga.selection.name: nsga2 needs a multi-objective genome; use tournament, best or random")
+    if cfg.ga.algorithm == "simple" and cfg.ga.elitism >= cfg.ga.population:
+        raise ConfigError(f"ga.elitism: must be < ga.population ({cfg.ga.population}), got {cfg.ga.elitism}")
+    if cfg.ga.elitism > cfg.ga.hall_of_fame:
+        raise ConfigError(f"ga.elitism: must be <= ga.hall_of_fame ({cfg.ga.hall_of_fame}), got {cfg.ga.elitism}")
+    if cfg.snake.board is None:
+        cfg.snake.board = 50 if cfg.snake.rules == "theailearner" else 10
+    if cfg.ga.algorithm == "mu_plus_lambda" and cfg.ga.cxpb + cfg.ga.mutpb > 1.0:
+        raise ConfigError(
+            f"ga.cxpb: mu_plus_lambda needs cxpb + mutpb <= 1, got {cfg.ga.cxpb} + {cfg.ga.mutpb}"
+        )
+    if cfg.snake.rules == "theailearner" and cfg.snake.board < 12:
+        raise ConfigError(f"snake.board: theailearner starts at (10, 10) and needs a board of >= 12, got {cfg.snake.board}")
+    if cfg.ga.selection["name"] == "tournament":
+        if cfg.ga.selection["tournsize"] > cfg.ga.population:
+            raise ConfigError(
+                f"ga.selection.tournsize: must be <= ga.population ({cfg.ga.population}), got {cfg.ga.selection['tournsize']}"
+            )
+
+
+def from_dict(data: Any) -> ExperimentConfig:
+    """Validate a plain mapping (as read from YAML) into an :class:`ExperimentConfig`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping at the top level, got {type(data).__name__}")
+    cfg = _build(ExperimentConfig, data)
+    _cross_checks(cfg)
+    return cfg
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"ga.population=64"`` -> (["ga", "population"], 64); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. ga.population=64")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text}: value is not valid YAML ({_one_line(exc)})") from None
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``--set`` overrides to a raw config mapping (validation comes after)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text}: {'.'.join(path[: i + 1])} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or _one_line(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+
+
+def load(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read, override and validate an experiment config (``path=None``: the defaults)."""
+    data = read_yaml(path) if path is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    data = apply_overrides(data, list(overrides or []))
+    return from_dict(data)
+
+
+def dump_yaml(cfg: ExperimentConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def describe(cls=ExperimentConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, type, default, doc) for every field, nested sections flattened."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    instance = cls()
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.extend(describe(tp, key + "."))
+            continue
+        rows.append((key, _type_name(tp), repr(getattr(instance, f.name)), f.metadata.get("doc", "")))
+    return rows

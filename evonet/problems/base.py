@@ -1,0 +1,44 @@
+"""The interface between the evolution loop and what is being evolved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass
+class EvalResult:
+    """The outcome of evaluating one genome once.
+
+    ``fitness`` is the value maximised; ``weight`` is how many independent samples it
+    averages (games played), so repeated evaluations of the same genome can be pooled.
+    A failed evaluation has ``error`` set and the worst fitness.
+    """
+
+    fitness: float
+    weight: int = 1
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class Problem(Protocol):
+    """What the loop needs from a genome kind and its evaluator."""
+
+    n_genes: int
+    low: float
+    up: float
+
+    def init_genomes(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` random genomes, shape (n, n_genes)."""
+
+    def make_tasks(
+        self, genomes: np.ndarray, generation: int, indices: Sequence[int], chunk: int
+    ) -> list[Any]:
+        """Picklable tasks covering ``genomes`` in order; seeds derive from (generation, indices)."""
+
+    @property
+    def evaluate_task(self) -> Callable[[Any], list[EvalResult]]:
+        """A pure module-level function: task -> one EvalResult per genome of the task."""

@@ -1,0 +1,121 @@
+"""Weight-vector genomes of a fixed network, scored by the snake game."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from evonet import seeding
+from evonet.nn import MLPSpec
+from evonet.problems.base import EvalResult
+
+
+@dataclass(frozen=True)
+class SnakeTask:
+    """A chunk of genomes and the game seeds each one plays (picklable, self-contained)."""
+
+    spec: MLPSpec
+    rules: str
+    board: int
+    observation: str
+    weights: np.ndarray  # (n, n_params) float32
+    seeds: np.ndarray  # (n, games) uint64
+
+
+def make_snake_rules(name: str, board: int):
+    from evonet.envs.snake.rules import make_rules
+
+    return make_rules(name, width=board, height=board)
+
+
+def evaluate_snake_task(task: SnakeTask) -> list[EvalResult]:
+    """Play every genome of the task on its seeds; fitness = mean score. Pure."""
+    from evonet.evaluators.snake import evaluate_weights
+
+    start = time.perf_counter()
+    rules = make_snake_rules(task.rules, task.board)
+    try:
+        res = evaluate_weights(task.spec, task.weights, rules, task.observation, task.seeds)
+    except Exception as exc:  # a broken evaluation must not kill the run
+        msg = f"{type(exc).__name__}: {exc}"
+        return [EvalResult(fitness=float("-inf"), weight=0, error=msg) for _ in range(len(task.weights))]
+    seconds = (time.perf_counter() - start) / max(1, len(task.weights))
+    out = []
+    for p in range(len(task.weights)):
+        scores = np.asarray(res.scores[p], dtype=np.float64)
+        out.append(
+            EvalResult(
+                fitness=float(scores.mean()),
+                weight=int(scores.size),
+                metrics={
+                    "max_score": float(scores.max()),
+                    "steps": float(np.sum(res.steps[p])),
+                    "wins": float(np.sum(res.won[p])),
+                },
+                seconds=seconds,
+            )
+        )
+    return out
+
+
+class SnakeWeightsProblem:
+    """Flat weight vectors of ``spec``; fitness = mean snake score over ``games`` games."""
+
+    def __init__(
+        self, spec: MLPSpec, rules: str, board: int, observation: str, games: int, bound: float, run_seed: int = 0
+    ):
+        self.run_seed = int(run_seed)
+        self.spec = spec
+        self.rules = rules
+        self.board = board
+        self.observation = observation
+        self.games = games
+        self.n_genes = spec.n_params
+        self.low, self.up = -float(bound), float(bound)
+
+    @classmethod
+    def from_config(cls, cfg) -> "SnakeWeightsProblem":
+        from evonet.envs.snake.observations import OBSERVATIONS
+
+        spec = MLPSpec(
+            n_inputs=OBSERVATIONS[cfg.snake.observation],
+            hidden=tuple(cfg.network.hidden),
+            n_outputs=3,
+            activation=cfg.network.activation,
+            output_activation=cfg.network.output_activation,
+        )
+        return cls(
+            spec, cfg.snake.rules, cfg.snake.board, cfg.snake.observation, cfg.snake.games, cfg.ga.bound, cfg.seed
+        )
+
+    @property
+    def evaluate_task(self):
+        return evaluate_snake_task
+
+    def init_genomes(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        from evonet.genomes.weights import init_weights
+
+        return np.clip(init_weights(self.spec, rng, n), self.low, self.up)
+
+    def make_tasks(self, genomes, generation, indices, chunk, purpose=seeding.PURPOSE_GAMES, games=None):
+        genomes = np.asarray(genomes, dtype=np.float32).reshape(-1, self.n_genes)
+        seeds = seeding.training_game_seeds(
+            self.run_seed, generation, indices, games or self.games, purpose=purpose
+        )
+        return [
+            SnakeTask(self.spec, self.rules, self.board, self.observation, genomes[i : i + chunk], seeds[i : i + chunk])
+            for i in range(0, len(genomes), chunk)
+        ]
+
+    def describe(self) -> dict:
+        return {
+            "genome": "weights",
+            "n_genes": self.n_genes,
+            "network": self.spec.to_dict(),
+            "rules": self.rules,
+            "board": f"{self.board}x{self.board}",
+            "observation": self.observation,
+            "games": self.games,
+        }

@@ -1,0 +1,166 @@
+"""The run directory: config, metrics, best artefacts, plots.
+
+Layout (see docs/runs.md)::
+
+    RUN_DIR/
+      config.yaml          the resolved experiment config (every default filled in)
+      problem.json         what is evolved: genome kind, network, game
+      logbook.jsonl        one JSON record per generation, appended as the run goes
+      logbook.csv          the same table, written at the end
+      fitness.png          best / mean / std of fitness per generation
+      failures.jsonl       evaluations that failed, with their error (only if any did)
+      best/genome.npz      the best genome (flat float32 weights) and its scores
+      best/agent.keras     the best agent as a Keras model
+      best/agent.json      the agent's observation set, rule set, board and network
+      best/eval.json       the benchmark table of the best agent on evaluation seeds
+      summary.json         final figures and wall time
+
+Every file is written atomically (a temporary file, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from evonet.errors import EvonetError
+
+
+class RunDirError(EvonetError):
+    """The run directory cannot be used."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def default_run_dir(name: str, seed: int, root: str | Path = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{name}-seed{seed}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+class RunStore:
+    """Reads and writes one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | Path) -> "RunStore":
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RunDirError(f"{path}: already exists and is not empty; choose another --out")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"{path}: cannot create run directory ({exc.strerror})") from None
+        return cls(path)
+
+    def file(self, rel: str) -> Path:
+        return self.path / rel
+
+    def write_text(self, rel: str, text: str) -> Path:
+        atomic_write_text(self.file(rel), text)
+        return self.file(rel)
+
+    def write_json(self, rel: str, obj) -> Path:
+        atomic_write_json(self.file(rel), obj)
+        return self.file(rel)
+
+    def append_jsonl(self, rel: str, record: dict) -> None:
+        with open(self.file(rel), "a") as fh:
+            fh.write(json.dumps(record, default=_jsonable) + "\n")
+            fh.flush()
+
+    def read_jsonl(self, rel: str) -> list[dict]:
+        path = self.file(rel)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def write_csv(self, rel: str, records: list[dict]) -> Path:
+        buf = io.StringIO()
+        if records:
+            writer = csv.DictWriter(buf, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+        return self.write_text(rel, buf.getvalue())
+
+    def save_genome(self, rel: str, genome: np.ndarray, **meta) -> Path:
+        buf = io.BytesIO()
+        np.savez(buf, genome=np.asarray(genome, dtype=np.float32),
+                 meta=np.array(json.dumps(meta, default=_jsonable)))
+        atomic_write_bytes(self.file(rel), buf.getvalue())
+        return self.file(rel)
+
+    def load_genome(self, rel: str) -> tuple[np.ndarray, dict]:
+        with np.load(self.file(rel), allow_pickle=False) as data:
+            return data["genome"], json.loads(str(data["meta"]))
+
+    def plot_fitness(self, records: list[dict], rel: str = "fitness.png", title: str = "") -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        gens = [r["gen"] for r in records]
+        best = np.array([r["best"] for r in records])
+        mean = np.array([r["mean"] for r in records])
+        std = np.array([r["std"] for r in records])
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+        ax.plot(gens, best, label="best", color="tab:green", lw=2)
+        ax.plot(gens, mean, label="mean", color="tab:blue")
+        ax.fill_between(gens, mean - std, mean + std, color="tab:blue", alpha=0.2, label="mean ± std")
+        ax.set_xlabel("generation")
+        ax.set_ylabel("fitness (mean score per game)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        atomic_write_bytes(self.file(rel), buf.getvalue())
+        return self.file(rel)

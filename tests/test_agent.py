@@ -1,0 +1,228 @@
+"""Snake agents: save / load from every kind of path, playing, and load errors."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from evonet import nn
+from evonet.envs.snake.observations import OBSERVATIONS, observe
+from evonet.envs.snake.reference import SnakeGame
+from evonet.envs.snake.rules import make_rules
+from evonet.errors import EvonetError
+from evonet.genomes.weights import init_weights, save_keras
+from evonet.nn import MLPSpec
+from evonet.snake import Agent, AgentLoadError, load_agent, save_agent
+from evonet.tf_utils import configure_tensorflow
+
+RULES = {"name": "classic", "width": 10, "height": 10}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tf():
+    configure_tensorflow(1)
+
+
+def _spec(observation: str) -> MLPSpec:
+    return MLPSpec(OBSERVATIONS[observation], (9, 15), 3, "tanh", "linear")
+
+
+def _weights(spec: MLPSpec, seed: int) -> np.ndarray:
+    return init_weights(spec, np.random.default_rng(seed), 1, "uniform", bound=1.0)[0]
+
+
+def _states(n_games: int = 3, max_steps: int = 60):
+    """Real game states (body, apple, heading, width, height) from games with random moves."""
+    rules = make_rules("classic", 10, 10)
+    rng = np.random.default_rng(0)
+    states = []
+    for seed in range(n_games):
+        game = SnakeGame(rules, seed)
+        for _ in range(max_steps):
+            if game.done:
+                break
+            states.append((list(game.body), game.apple, game.heading, rules.width, rules.height))
+            game.step(int(rng.integers(3)))
+    return states
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory holding a saved agent in best/."""
+    root = tmp_path_factory.mktemp("run")
+    spec = _spec("blog7")
+    flat = _weights(spec, 1)
+    save_agent(root / "best", spec, flat, "blog7", RULES, extra={"seed": np.int64(3), "fitness": np.float32(1.5)})
+    return root, spec, flat
+
+
+def _expected_actions(spec, flat, observation, states):
+    obs = np.stack([observe(observation, *s) for s in states])
+    return np.argmax(nn.forward(spec, nn.unflatten(spec, flat), obs), axis=-1)
+
+
+def test_saved_files(run_dir):
+    root, spec, _ = run_dir
+    best = root / "best"
+    assert sorted(p.name for p in best.iterdir()) == ["agent.json", "agent.keras"]  # no temp files
+    doc = json.loads((best / "agent.json").read_text())
+    assert doc == {
+        "format": "evonet-snake-agent",
+        "version": 1,
+        "observation": "blog7",
+        "rules": RULES,
+        "network": spec.to_dict(),
+        "seed": 3,
+        "fitness": 1.5,
+    }
+    assert zipfile.is_zipfile(best / "agent.keras")
+
+
+@pytest.mark.parametrize("which", ["run dir", "agent dir", "agent.json", "agent.keras"])
+def test_load_from_each_path_plays_like_nn(run_dir, which):
+    root, spec, flat = run_dir
+    path = {
+        "run dir": root,
+        "agent dir": root / "best",
+        "agent.json": root / "best" / "agent.json",
+        "agent.keras": root / "best" / "agent.keras",
+    }[which]
+    agent = load_agent(str(path) if which == "run dir" else path)
+    assert agent.observation == "blog7" and agent.rules == RULES and agent.spec == spec
+    assert agent.path == root / "best" / "agent.json" and agent.info == {"seed": 3, "fitness": 1.5}
+    assert agent.weights.dtype == np.float32 and np.array_equal(agent.weights, flat)
+
+    states = _states()
+    expected = _expected_actions(spec, flat, "blog7", states)
+    assert len(set(expected.tolist())) > 1  # the check is not trivially constant
+    got = [agent.act(*s) for s in states]
+    assert all(type(a) is int for a in got)
+    assert got == expected.tolist()
+    obs = np.stack([observe("blog7", *s) for s in states])
+    assert agent.act_batch(obs).tolist() == expected.tolist()
+    assert agent.act_batch(obs[0]).shape == ()
+
+
+def test_vision_agent_and_lazy_keras_model(tmp_path):
+    spec = MLPSpec(OBSERVATIONS["vision"], (16, 16), 3, "relu", "linear")
+    flat = _weights(spec, 2)
+    save_agent(tmp_path, spec, flat, "vision", {"name": "classic", "width": 10, "height": 10, "extra_rule": 1})
+    agent = load_agent(tmp_path)
+    assert agent.rules["extra_rule"] == 1
+    states = _states(2, 40)
+    assert [agent.act(*s) for s in states] == _expected_actions(spec, flat, "vision", states).tolist()
+    assert agent._model is None  # playing does not build Keras
+    model = agent.model
+    assert np.array_equal(np.concatenate([w.ravel() for w in model.get_weights()]), flat)
+    obs = np.stack([observe("vision", *s) for s in states])
+    np.testing.assert_allclose(np.asarray(model(obs)), agent.outputs(obs), rtol=1e-5, atol=1e-5)
+
+
+def test_in_memory_agent_and_apple_none():
+    spec = _spec("blog7")
+    agent = Agent("blog7", RULES, spec, _weights(spec, 4))
+    body, heading = [(5, 5), (4, 5), (3, 5)], (1, 0)
+    a = agent.act(body, None, heading, 10, 10)
+    assert a == int(np.argmax(agent.outputs(observe("blog7", body, None, heading, 10, 10))))
+    with pytest.raises(ValueError, match=f"expected {spec.n_params} weights"):
+        Agent("blog7", RULES, spec, np.zeros(3))
+
+
+def test_save_agent_rejects_bad_input(tmp_path):
+    spec = _spec("blog7")
+    flat = _weights(spec, 1)
+    cases = [
+        (dict(observation="vision"), "has 35 features but the network takes 7 inputs"),
+        (dict(observation="smell"), "unknown observation 'smell'"),
+        (dict(rules={"name": "classic", "width": 10}), "rules: missing 'height'"),
+        (dict(rules={"name": "classic", "width": 0, "height": 10}), "rules.width must be an integer >= 1"),
+        (dict(extra={"format": "x"}), "reserved agent.json keys: format"),
+        (dict(flat=flat[:-1]), f"expected {spec.n_params} weights"),
+    ]
+    for change, message in cases:
+        args = dict(spec=spec, flat=flat, observation="blog7", rules=RULES, extra=None) | change
+        with pytest.raises(ValueError, match=message):
+            save_agent(tmp_path / "a", **args)
+    assert not (tmp_path / "a").exists()  # nothing written for a rejected agent
+
+
+# ----------------------------------------------------------------------------- load errors
+
+
+@pytest.fixture
+def agent_dir(tmp_path):
+    spec = _spec("blog7")
+    save_agent(tmp_path / "agent", spec, _weights(spec, 1), "blog7", RULES)
+    return tmp_path / "agent"
+
+
+def _load_error(path) -> str:
+    with pytest.raises(AgentLoadError) as info:
+        load_agent(path)
+    message = str(info.value)
+    assert isinstance(info.value, EvonetError) and "\n" not in message
+    return message
+
+
+def _edit_json(agent_dir, **changes):
+    path = agent_dir / "agent.json"
+    doc = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            del doc[key]
+        else:
+            doc[key] = value
+    path.write_text(json.dumps(doc))
+
+
+def test_missing_paths(tmp_path, agent_dir):
+    assert _load_error(tmp_path / "nope").endswith("nope: no such file or directory")
+    (tmp_path / "empty").mkdir()
+    assert "no agent.json in it or in" in _load_error(tmp_path / "empty")
+    (tmp_path / "notes.txt").write_text("hi")
+    assert "expected a run directory" in _load_error(tmp_path / "notes.txt")
+    (agent_dir / "agent.keras").unlink()
+    assert _load_error(agent_dir).endswith("agent.json: missing agent.keras next to it")
+
+
+def test_keras_file_without_json(tmp_path):
+    spec = _spec("blog7")
+    save_keras(tmp_path / "agent.keras", spec, _weights(spec, 1))
+    assert _load_error(tmp_path / "agent.keras").endswith("agent.keras: no agent.json next to it")
+
+
+def test_corrupt_json(agent_dir):
+    (agent_dir / "agent.json").write_text('{"format": "evonet-snake-agent", ')
+    assert "corrupt agent file (invalid JSON" in _load_error(agent_dir)
+
+
+def test_wrong_format(agent_dir):
+    _edit_json(agent_dir, format="something-else")
+    assert "not an evonet snake agent (format 'something-else'" in _load_error(agent_dir)
+    (agent_dir / "agent.json").write_text("[1, 2]")
+    assert "not an evonet snake agent" in _load_error(agent_dir / "agent.json")
+
+
+def test_newer_version_and_missing_fields(agent_dir):
+    _edit_json(agent_dir, version=2)
+    assert "version 2 is newer" in _load_error(agent_dir)
+    _edit_json(agent_dir, version=1, observation=None)
+    assert "corrupt agent file (missing 'observation')" in _load_error(agent_dir)
+    _edit_json(agent_dir, observation="blog7", network={"n_inputs": 7})
+    assert "corrupt agent file (network:" in _load_error(agent_dir)
+    _edit_json(agent_dir, network=_spec("blog7").to_dict(), observation="smell")
+    assert "unknown observation 'smell'" in _load_error(agent_dir)
+
+
+def test_corrupt_or_foreign_keras(agent_dir):
+    (agent_dir / "agent.keras").write_bytes(b"garbage")
+    assert "agent.keras: cannot load the model: " in _load_error(agent_dir)
+
+
+def test_model_that_does_not_match_json(agent_dir):
+    other = MLPSpec(7, (4,), 3, "tanh", "linear")
+    save_keras(agent_dir / "agent.keras", other, _weights(other, 1))
+    assert "does not match agent.json" in _load_error(agent_dir)

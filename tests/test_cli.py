@@ -1,0 +1,88 @@
+"""The CLI end to end in subprocesses: a tiny run, eval on it, and bad input."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+TINY = ["--set", "ga.population=8", "--set", "ga.generations=2", "--set", "snake.games=2",
+        "--set", "ga.final_games=4", "--set", "eval_games=20", "--set", "ga.hall_of_fame=3"]
+
+
+def run(cmd, env, cwd=ROOT, timeout=600):
+    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_tiny_run_then_eval(tmp_path, evonet_cmd, subprocess_env):
+    out = tmp_path / "run"
+    proc = run(evonet_cmd + ["run", "experiments/snake_weights.yaml", *TINY, "--out", str(out)], subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    # a live line per generation: initial + 2
+    assert sum(line.startswith("gen ") for line in proc.stdout.splitlines()) == 3
+    for rel in ["config.yaml", "problem.json", "logbook.jsonl", "logbook.csv", "fitness.png",
+                "best/genome.npz", "best/agent.keras", "best/agent.json", "best/eval.json", "summary.json"]:
+        assert (out / rel).is_file(), rel
+    logbook = [json.loads(line) for line in (out / "logbook.jsonl").read_text().splitlines()]
+    assert [r["gen"] for r in logbook] == [0, 1, 2]
+    agent_meta = json.loads((out / "best/agent.json").read_text())
+    assert agent_meta["observation"] == "vision" and agent_meta["rules"]["name"] == "classic"
+    # the printed table names the rule set, the board and the seeds
+    assert "classic" in proc.stdout and "10x10" in proc.stdout and "0..19" in proc.stdout
+
+    proc = run(evonet_cmd + ["eval", str(out), "--games", "20", "--json"], subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    table = json.loads(proc.stdout)
+    stored = json.loads((out / "best/eval.json").read_text())
+    assert table["mean"] == pytest.approx(stored["mean"])  # same agent, same seeds, same score
+    assert table["seeds"] == "evaluation seeds 0..19"
+
+    proc = run(evonet_cmd + ["eval", str(out), "--rules", "theailearner", "--games", "5"], subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "theailearner" in proc.stdout and "50x50" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--set", "ga.population=1"], "ga.population"),
+        (["--set", "snake.board=4"], "snake.board"),
+        (["--set", "snake.rules=tetris"], "snake.rules"),
+        (["--set", "ga.crossover.name=nope"], "ga.crossover.name"),
+        (["--set", "ga.wat=1"], "ga.wat"),
+    ],
+)
+def test_bad_config_exits_2_before_any_work(tmp_path, evonet_cmd, subprocess_env, args, fragment):
+    out = tmp_path / "run"
+    proc = run(evonet_cmd + ["run", *args, "--out", str(out)], subprocess_env, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("evonet: error:") and fragment in lines[0]
+    assert not out.exists()
+
+
+def test_invalid_yaml_file_exits_2(tmp_path, evonet_cmd, subprocess_env):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ga: [unclosed\n")
+    proc = run(evonet_cmd + ["run", str(bad), "--out", str(tmp_path / "run")], subprocess_env, timeout=120)
+    assert proc.returncode == 2 and "invalid YAML" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_non_empty_out_is_not_overwritten(tmp_path, evonet_cmd, subprocess_env):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    proc = run(evonet_cmd + ["run", *TINY, "--out", str(out)], subprocess_env, timeout=120)
+    assert proc.returncode == 2 and "not empty" in proc.stderr
+    assert (out / "keep.txt").read_text() == "precious" and len(list(out.iterdir())) == 1
+
+
+def test_bad_cli_arguments_exit_2(evonet_cmd, subprocess_env, tmp_path):
+    proc = run(evonet_cmd + ["eval", str(tmp_path), "--games", "0"], subprocess_env, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    proc = run(evonet_cmd + ["eval", str(tmp_path / "missing")], subprocess_env, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
