@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config field, e.g. --set ga.population=64 (repeatable)")
     r.add_argument("--out", help="run directory (default: runs/NAME-seedS-TIMESTAMP)")
     r.add_argument("--quiet", action="store_true", help="no per-generation lines")
+    r.add_argument("--address", help="run the evaluations on this Ray cluster (HOST:PORT); sets executor.kind=ray")
+    r.add_argument("--workers", type=_positive_int, help="number of parallel workers (executor.workers)")
 
     c = sub.add_parser("config", help="print the resolved config, or document every field")
     c.add_argument("config", nargs="?", help="experiment YAML (default: the embedded defaults)")
@@ -104,7 +106,12 @@ def _resolve_rules(agent, rules: str | None, board: int | None):
 def cmd_run(args) -> int:
     from evonet import config
 
-    cfg = config.load(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.address:
+        overrides += ["executor.kind=ray", f"executor.address={args.address}"]
+    if args.workers:
+        overrides += [f"executor.workers={args.workers}"]
+    cfg = config.load(args.config, overrides)
     from evonet.runner import run_experiment
 
     stream = open(os.devnull, "w") if args.quiet else sys.stdout

@@ -15,8 +15,24 @@ class LocalExecutor:
     name = "local"
     workers = 1
 
-    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> list[Any]:
-        return [fn(task) for task in tasks]
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Any],
+        on_error: Callable[[Any, str], Any] | None = None,
+    ) -> list[Any]:
+        """``[fn(t) for t in tasks]``; with ``on_error``, a task that raises gives
+        ``on_error(task, message)`` instead of stopping the batch."""
+        out = []
+        for task in tasks:
+            if on_error is None:
+                out.append(fn(task))
+                continue
+            try:
+                out.append(fn(task))
+            except Exception as exc:  # noqa: BLE001 - reported as a failed evaluation
+                out.append(on_error(task, f"{type(exc).__name__}: {exc}"))
+        return out
 
     def close(self) -> None:
         pass

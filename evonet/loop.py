@@ -37,7 +37,7 @@ def evaluate(problem, executor, genomes: np.ndarray, generation: int, chunk: int
         chunk = -(-len(genomes) // max(1, getattr(executor, "workers", 1)))
     tasks = problem.make_tasks(genomes, generation, range(len(genomes)), chunk, **task_kw)
     out: list[EvalResult] = []
-    for part in executor.map(problem.evaluate_task, tasks):
+    for part in executor.map(problem.evaluate_task, tasks, on_error=problem.failed_results):
         out.extend(part)
     return out
 

@@ -42,3 +42,6 @@ class Problem(Protocol):
     @property
     def evaluate_task(self) -> Callable[[Any], list[EvalResult]]:
         """A pure module-level function: task -> one EvalResult per genome of the task."""
+
+    def failed_results(self, task: Any, error: str) -> list[EvalResult]:
+        """Failed results (worst fitness, ``error`` set) for every genome of a task that could not run."""

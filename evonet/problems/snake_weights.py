@@ -39,8 +39,7 @@ def evaluate_snake_task(task: SnakeTask) -> list[EvalResult]:
     try:
         res = evaluate_weights(task.spec, task.weights, rules, task.observation, task.seeds)
     except Exception as exc:  # a broken evaluation must not kill the run
-        msg = f"{type(exc).__name__}: {exc}"
-        return [EvalResult(fitness=float("-inf"), weight=0, error=msg) for _ in range(len(task.weights))]
+        return SnakeWeightsProblem.failed_results(task, f"{type(exc).__name__}: {exc}")
     seconds = (time.perf_counter() - start) / max(1, len(task.weights))
     out = []
     for p in range(len(task.weights)):
@@ -93,6 +92,11 @@ class SnakeWeightsProblem:
     @property
     def evaluate_task(self):
         return evaluate_snake_task
+
+    @staticmethod
+    def failed_results(task: SnakeTask, error: str) -> list[EvalResult]:
+        """The results of a task that could not run (worker lost, timeout): all failed."""
+        return [EvalResult(fitness=float("-inf"), weight=0, error=error) for _ in range(len(task.weights))]
 
     def init_genomes(self, rng: np.random.Generator, n: int) -> np.ndarray:
         from evonet.genomes.weights import init_weights
