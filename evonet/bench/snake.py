@@ -1,0 +1,174 @@
+"""How fast snake games are played: the seed blog's loop against the batched evaluator.
+
+The seed blog plays one game at a time and calls its Keras model once per step
+(``model.predict`` on a single observation). :func:`bench_snake` times that style with
+the same 7-9-15-3 networks, then the batched evaluator
+(:func:`evonet.evaluators.snake.evaluate_weights`) on a population, and reports env-steps
+per second for both.
+
+Two kinds of networks are measured: random ones (most die within a few steps or circle
+until they starve: a typical early generation) and :func:`heuristic_like_weights`, a
+hand-set 7-9-15-3 network that steers like the blog's heuristic and plays long games (a
+typical late generation).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+from evonet import nn
+from evonet.envs.snake.observations import observe
+from evonet.envs.snake.reference import SnakeGame
+from evonet.envs.snake.rules import Rules, make_rules
+from evonet.evaluators.snake import evaluate_weights
+
+BLOG_SPEC = nn.MLPSpec(7, (9, 15), 3, activation="tanh", output_activation="linear")
+
+
+def heuristic_like_weights(spec: nn.MLPSpec = BLOG_SPEC) -> np.ndarray:
+    """A hand-set 7-9-15-3 tanh network (blog7 inputs) that steers like the heuristic.
+
+    Hidden layer 1: four units ``tanh(50 * (±a_y ± 2 h_x - 2))`` and ``tanh(50 * (±a_x ±
+    2 h_y - 2))`` that are about ``[h_x = 1] sign(a_y) ...``; their sum plus 3 is the sign
+    of the apple's cross product with the heading (>0: apple to the right), and three units
+    pass the blocked bits. Layer 2 passes those on (small, so tanh stays linear), and the
+    outputs are ``-turn - 10 left_blocked``, ``0.5 - 10 front_blocked``, ``turn - 10
+    right_blocked``: go towards the apple, avoid a blocked cell. Returns (n_params,) float32.
+    """
+    if spec.sizes != (7, 9, 15, 3) or spec.activation != "tanh" or spec.output_activation != "linear":
+        raise ValueError("heuristic_like_weights builds a 7-9-15-3 tanh/linear network")
+    k = 50.0
+    w1 = np.zeros((7, 9), np.float32)
+    b1 = np.zeros(9, np.float32)
+    lb, fb, rb, ax, ay, hx, hy = range(7)
+    # u1 ~ [hx=1](s(ay)+1)-1, u2 ~ [hx=-1](1-s(ay))-1, u3 ~ [hy=1](1-s(ax))-1, u4 ~ [hy=-1](1+s(ax))-1
+    for unit, (a_idx, a_sign, h_idx, h_sign) in enumerate([(ay, 1, hx, 1), (ay, -1, hx, -1),
+                                                           (ax, -1, hy, 1), (ax, 1, hy, -1)]):
+        w1[a_idx, unit] = k * a_sign
+        w1[h_idx, unit] = k * 2 * h_sign
+        b1[unit] = -2 * k
+    for unit, inp in zip((4, 5, 6), (lb, fb, rb), strict=True):
+        w1[inp, unit] = 5.0  # tanh(5) ~ 1 when blocked
+    w2 = np.zeros((9, 15), np.float32)
+    b2 = np.zeros(15, np.float32)
+    w2[0:4, 0] = 0.1  # turn = tanh(0.1 * (u1+u2+u3+u4+3)) ~ 0.1 * sign(cross)
+    b2[0] = 0.3
+    for unit in (4, 5, 6):
+        w2[unit, unit - 3] = 1.0  # tanh(tanh(5 * blocked)) ~ 0.76 * blocked
+    w3 = np.zeros((15, 3), np.float32)
+    b3 = np.array([0.0, 0.5, 0.0], np.float32)
+    w3[0, 0], w3[0, 2] = -20.0, 20.0
+    w3[1, 0], w3[2, 1], w3[3, 2] = -10.0, -10.0, -10.0
+    return nn.flatten([(w1, b1), (w2, b2), (w3, b3)])
+
+
+def _random_weights(spec: nn.MLPSpec, population: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, 1.0, size=(population, spec.n_params)).astype(np.float32)
+
+
+def _peak_rss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024  # bytes vs KiB
+
+
+def _seed_style(weights: np.ndarray, rules: Rules, seconds: float, min_steps: int, call: str) -> float:
+    """The blog's loop: one game at a time, one Keras call per step. Returns steps/s."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
+
+    model = keras.Sequential([
+        keras.Input((7,)),
+        keras.layers.Dense(9, activation="tanh"),
+        keras.layers.Dense(15, activation="tanh"),
+        keras.layers.Dense(3),
+    ])
+    model.set_weights([a for layer in nn.unflatten(BLOG_SPEC, weights) for a in layer])
+    if call == "predict_on_batch":
+        predict = model.predict_on_batch
+    elif call == "call":
+        def predict(x):
+            return np.asarray(model(x, training=False))
+    elif call == "predict":
+        def predict(x):
+            return model.predict(x, verbose=0)
+    else:
+        raise ValueError(f"unknown Keras call {call!r}; choose from predict_on_batch, call, predict")
+    predict(np.zeros((1, 7), np.float32))  # build / trace once, outside the timing
+    steps, seed = 0, 0
+    game = SnakeGame(rules, seed)
+    start = time.perf_counter()
+    while steps < min_steps or time.perf_counter() - start < seconds:
+        x = observe("blog7", game.body, game.apple, game.heading, rules.width, rules.height)
+        action = int(np.argmax(predict(x.reshape(1, 7))[0]))
+        steps += 1
+        if game.step(action):
+            seed += 1
+            game = SnakeGame(rules, seed)
+    return steps / (time.perf_counter() - start)
+
+
+def _vectorized(weights: np.ndarray, rules: Rules, games: int, seconds: float, observation: str) -> float:
+    """evaluate_weights over the population, repeated (fresh seeds) for >= seconds."""
+    population = weights.shape[0]
+    seeds = np.arange(population * games, dtype=np.uint64).reshape(population, games)
+    evaluate_weights(BLOG_SPEC, weights, rules, observation, seeds)  # compile / warm up
+    total, rep = 0, 0
+    start = time.perf_counter()
+    while rep == 0 or time.perf_counter() - start < seconds:
+        rep += 1
+        result = evaluate_weights(BLOG_SPEC, weights, rules, observation, seeds + np.uint64(rep * seeds.size))
+        total += result.env_steps
+    return total / (time.perf_counter() - start)
+
+
+def bench_snake(seconds_seed_style: float = 3.0, population: int = 256, games: int = 8,
+                seconds_vectorized: float = 3.0, rules: Rules | None = None, seed: int = 0,
+                min_seed_style_steps: int = 300, keras_call: str = "predict_on_batch") -> dict:
+    """Env-steps per second of the seed blog's loop and of the batched evaluator.
+
+    Both play 7-9-15-3 networks on the blog7 observation under ``rules`` (default classic
+    10 x 10). The seed-blog style plays the population's first random network, one game
+    after another, one Keras call (``keras_call``: ``predict_on_batch``, ``call`` for
+    ``model(x, training=False)``, or ``predict``, the blog's own and much slower) per step,
+    for ``seconds_seed_style`` and at least ``min_seed_style_steps`` steps; TensorFlow runs
+    on one intra- and one inter-op thread. The vectorized evaluator plays ``population``
+    random networks x ``games`` games, after a warm-up, repeated for
+    ``seconds_vectorized``; then the same with the population all set to
+    :func:`heuristic_like_weights` (long games).
+
+    Returns ``seed_style_steps_per_s``, ``vectorized_steps_per_s`` (random networks),
+    ``ratio`` (their quotient), ``vectorized_long_steps_per_s`` (heuristic-like networks),
+    ``peak_rss_mb`` (peak resident memory of this process, TensorFlow included),
+    ``peak_rss_mb_before_keras`` (the same before TensorFlow is imported, if it was not
+    already) and the settings.
+    """
+    rules = rules or make_rules("classic")
+    weights = _random_weights(BLOG_SPEC, population, seed)
+    vectorized = _vectorized(weights, rules, games, seconds_vectorized, "blog7")
+    long_weights = np.tile(heuristic_like_weights(), (population, 1))
+    vectorized_long = _vectorized(long_weights, rules, games, seconds_vectorized, "blog7")
+    rss_before_keras = _peak_rss_mb()
+    seed_style = _seed_style(weights[0], rules, seconds_seed_style, min_seed_style_steps, keras_call)
+    return {
+        "rules": rules.describe(),
+        "network": "7-9-15-3 tanh, blog7",
+        "population": population,
+        "games": games,
+        "keras_call": keras_call,
+        "seed_style_steps_per_s": seed_style,
+        "vectorized_steps_per_s": vectorized,
+        "ratio": vectorized / seed_style,
+        "vectorized_long_steps_per_s": vectorized_long,
+        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb_before_keras": rss_before_keras,
+    }

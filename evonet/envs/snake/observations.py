@@ -1,0 +1,168 @@
+"""What a snake agent sees: observation sets computed from the raw game state only.
+
+:func:`observe` takes nothing but the raw state (``body`` head first, ``apple`` or ``None``,
+``heading`` as a unit step, the board size), so an exported agent can be played by any
+independent implementation of the rules. The batched engine computes the same vectors,
+bit for bit, in compiled code (the tests compare them at every step).
+
+Conventions: cells are ``(x, y)``, y grows south; for heading ``h = (hx, hy)`` the snake's
+right is ``r = (-hy, hx)`` and its left ``-r``. Fractions and unit vectors are computed in
+float64 and rounded once to float32.
+
+``blog7`` (7 features): the seed blog's inputs, in the benchmark doc's order.
+    0-2  left / front / right blocked: 1 if the cell one step that way is off the board or
+         a body cell (any segment but the head; the tail counts, as in the blog), else 0.
+    3-4  the apple's direction from the head as a unit vector (x, y); (0, 0) if the apple
+         is on the head or there is none.
+    5-6  the heading (x, y).
+    (The blog's own code interleaves these as lb, fb, rb, ax, hx, ay, hy; this order is the
+    benchmark doc's.)
+
+``vision`` (35 features), all in the snake's own frame. "Body" here means the segments
+other than the head and the tail: under the classic rules the tail leaves its cell during
+the move, so moving onto it is safe.
+    0-23  8 rays from the head, starting straight ahead and going clockwise: forward,
+          forward-right, right, back-right, back, back-left, left, forward-left (diagonal
+          rays step one cell along both axes). Three features per ray k at 3k, 3k+1, 3k+2:
+          1/d for the first off-board cell at d steps (d >= 1); 1/d for the nearest body
+          cell at d steps, 0 if none before the wall; 1 if the apple lies on the ray, else 0.
+    24-26 left / front / right blocked: 1 if the move would be fatal under the classic
+          rules, i.e. off the board or onto a body cell (the tail does not count).
+    27-29 left / front / right safety: 0 if that move is blocked; 1 if the region of free
+          cells the move enters holds the tail's cell (the snake can follow its tail out of
+          there); otherwise the size of that region divided by the number of free cells.
+          Free = on the board, not the head, not a body cell (the tail's cell is free when
+          no other segment lies on it); regions are 4-connected. Below 1: a dead end, and
+          how big.
+    30-31 the apple's direction as a unit vector (forward, right); (0, 0) if none/on head.
+    32-33 the tail's direction as a unit vector (forward, right); (0, 0) if on the head.
+    34    length / (W*H): the fraction of the board the snake fills.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+Cell = tuple[int, int]
+
+#: Observation sets and their number of features.
+OBSERVATIONS: dict[str, int] = {"blog7": 7, "vision": 35}
+
+#: Stable integer ids of the sets (the engine's compiled code dispatches on these).
+OBSERVATION_IDS: dict[str, int] = {"blog7": 0, "vision": 1}
+
+#: The 8 ray directions in the snake's frame as (forward, right) multiples, clockwise.
+RAYS_FR: tuple[tuple[int, int], ...] = ((1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1))
+
+
+def n_features(name: str) -> int:
+    """The number of features of observation set ``name``."""
+    check_observation(name)
+    return OBSERVATIONS[name]
+
+
+def check_observation(name: str) -> None:
+    """Raise ``ValueError`` (one line, listing the choices) for an unknown set."""
+    if name not in OBSERVATIONS:
+        raise ValueError(f"unknown snake observation {name!r}; choose from {', '.join(OBSERVATIONS)}")
+
+
+def _unit(dx: int, dy: int) -> tuple[float, float]:
+    norm = math.sqrt(dx * dx + dy * dy)
+    if norm == 0:
+        return 0.0, 0.0
+    return dx / norm, dy / norm
+
+
+def observe(name: str, body: Sequence[Cell], apple: Cell | None, heading: Cell,
+            width: int, height: int) -> np.ndarray:
+    """The observation vector (float32) of set ``name`` for one raw game state."""
+    check_observation(name)
+    body = [(int(x), int(y)) for x, y in body]
+    heading = (int(heading[0]), int(heading[1]))
+    apple = None if apple is None else (int(apple[0]), int(apple[1]))
+    if name == "blog7":
+        feats = _blog7(body, apple, heading, width, height)
+    else:
+        feats = _vision(body, apple, heading, width, height)
+    return np.array(feats, dtype=np.float32)
+
+
+def _blog7(body: list[Cell], apple: Cell | None, heading: Cell, width: int, height: int) -> list[float]:
+    (x, y), (hx, hy) = body[0], heading
+    occupied = set(body[1:])
+
+    def blocked(dx: int, dy: int) -> float:
+        cell = (x + dx, y + dy)
+        off = not (0 <= cell[0] < width and 0 <= cell[1] < height)
+        return 1.0 if off or cell in occupied else 0.0
+
+    ax, ay = (0.0, 0.0) if apple is None else _unit(apple[0] - x, apple[1] - y)
+    return [blocked(hy, -hx), blocked(hx, hy), blocked(-hy, hx), ax, ay, float(hx), float(hy)]
+
+
+def _vision(body: list[Cell], apple: Cell | None, heading: Cell, width: int, height: int) -> list[float]:
+    (x, y), (hx, hy) = body[0], heading
+    rx, ry = -hy, hx  # the snake's right
+    solid = set(body[1:-1])  # body cells but the head and the tail
+
+    def on_board(cx: int, cy: int) -> bool:
+        return 0 <= cx < width and 0 <= cy < height
+
+    feats: list[float] = []
+    for f, r in RAYS_FR:
+        sx, sy = f * hx + r * rx, f * hy + r * ry
+        d, body_inv, apple_seen = 1, 0.0, 0.0
+        while on_board(x + d * sx, y + d * sy):
+            cell = (x + d * sx, y + d * sy)
+            if body_inv == 0.0 and cell in solid:
+                body_inv = 1.0 / d
+            if cell == apple:
+                apple_seen = 1.0
+            d += 1
+        feats += [1.0 / d, body_inv, apple_seen]
+
+    moves = [(-rx, -ry), (hx, hy), (rx, ry)]  # left, front, right
+    blocked = [not on_board(x + dx, y + dy) or (x + dx, y + dy) in solid for dx, dy in moves]
+    feats += [1.0 if b else 0.0 for b in blocked]
+
+    # free cells: on the board, not the head, not a body cell (the tail's cell is free)
+    occupied = solid | {(x, y)}
+    n_free = width * height - len(occupied)
+    region_of: dict[Cell, frozenset[Cell]] = {}
+    for (dx, dy), b in zip(moves, blocked, strict=True):
+        if b:
+            feats.append(0.0)
+            continue
+        start = (x + dx, y + dy)
+        if start not in region_of:
+            region = frozenset(_region(start, occupied, width, height))
+            region_of.update(dict.fromkeys(region, region))
+        region = region_of[start]
+        feats.append(1.0 if body[-1] in region else len(region) / n_free)
+
+    if apple is None:
+        feats += [0.0, 0.0]
+    else:
+        ux, uy = _unit(apple[0] - x, apple[1] - y)
+        feats += [ux * hx + uy * hy, ux * rx + uy * ry]
+    tx, ty = _unit(body[-1][0] - x, body[-1][1] - y)
+    feats += [tx * hx + ty * hy, tx * rx + ty * ry]
+    feats.append(len(body) / (width * height))
+    return feats
+
+
+def _region(start: Cell, occupied: set[Cell], width: int, height: int) -> set[Cell]:
+    """The 4-connected region of free cells (on the board, not ``occupied``) holding ``start``."""
+    seen = {start}
+    stack = [start]
+    while stack:
+        cx, cy = stack.pop()
+        for nx, ny in ((cx + 1, cy), (cx - 1, cy), (cx, cy + 1), (cx, cy - 1)):
+            if 0 <= nx < width and 0 <= ny < height and (nx, ny) not in occupied and (nx, ny) not in seen:
+                seen.add((nx, ny))
+                stack.append((nx, ny))
+    return seen
