@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("config", nargs="?", help="experiment YAML (default: the embedded defaults)")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     c.add_argument("--fields", action="store_true", help="list every field with its type, default and doc")
+    c.add_argument("--operators", action="store_true", help="list the DEAP operators and their parameters")
 
     e = sub.add_parser("eval", help="benchmark table of a run's best agent on evaluation seeds")
     e.add_argument("run_dir", help="a run directory or an agent.json / agent.keras file")
@@ -122,6 +123,11 @@ def cmd_run(args) -> int:
 def cmd_config(args) -> int:
     from evonet import config
 
+    if args.operators:
+        from evonet.operators import describe_operators
+
+        print(describe_operators())
+        return 0
     if args.fields:
         for key, tp, default, text in config.describe():
             print(f"{key:28s} {tp:40s} default {default:18s} {text}")

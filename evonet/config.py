@@ -135,6 +135,10 @@ def _type_name(tp) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        text = " or ".join(_type_name(a) for a in args)
+        return f"{text} or null" if len(args) < len(typing.get_args(tp)) else text
     if origin in (list,):
         return f"list of {_type_name(typing.get_args(tp)[0])}"
     if isinstance(tp, type):

@@ -1,12 +1,13 @@
 """The CLI end to end in subprocesses: a tiny run, eval on it, and bad input."""
 
 import json
+import re
 import subprocess
+from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = ["--set", "ga.population=8", "--set", "ga.generations=2", "--set", "snake.games=2",
         "--set", "ga.final_games=4", "--set", "eval_games=20", "--set", "ga.hall_of_fame=3"]
@@ -43,6 +44,16 @@ def test_tiny_run_then_eval(tmp_path, evonet_cmd, subprocess_env):
     proc = run(evonet_cmd + ["eval", str(out), "--rules", "theailearner", "--games", "5"], subprocess_env)
     assert proc.returncode == 0, proc.stderr
     assert "theailearner" in proc.stdout and "50x50" in proc.stdout
+
+    # watch without a screen: a GIF and PNG frames of the same game
+    gif, frames = tmp_path / "agent.gif", tmp_path / "frames"
+    env = dict(subprocess_env, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    proc = run(evonet_cmd + ["watch", str(out), "--seed", "3", "--gif", str(gif), "--frames", str(frames)], env)
+    assert proc.returncode == 0, proc.stderr
+    assert gif.stat().st_size > 1000
+    steps = int(re.search(r"in (\d+) steps", proc.stdout).group(1))
+    assert len(list(frames.glob("*.png"))) == steps + 1  # the start and every step
+    assert "evaluation seed 3" in proc.stdout and "classic 10x10" in proc.stdout
 
 
 @pytest.mark.parametrize(
