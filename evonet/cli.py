@@ -167,7 +167,7 @@ def cmd_watch(args) -> int:
     agent = load_agent(args.run_dir)
     rules = _resolve_rules(agent, args.rules, args.board)
     window = not (args.frames or args.gif)
-    label = f"{Path(args.run_dir).name}  seed {args.seed}"
+    label = f"{Path(args.run_dir).resolve().name}  evaluation seed {args.seed}"
     out = play(agent.act, rules, args.seed, window=window, fps=args.fps, frames_dir=args.frames, gif=args.gif,
                max_frames=args.max_frames, label=label)
     print(f"{rules.name} {rules.width}x{rules.height}, evaluation seed {args.seed}: score {out['score']} "

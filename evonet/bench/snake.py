@@ -14,7 +14,6 @@ typical late generation).
 
 from __future__ import annotations
 
-import os
 import resource
 import sys
 import time
@@ -79,20 +78,9 @@ def _peak_rss_mb() -> float:
 
 def _seed_style(weights: np.ndarray, rules: Rules, seconds: float, min_steps: int, call: str) -> float:
     """The blog's loop: one game at a time, one Keras call per step. Returns steps/s."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from evonet.genomes.weights import to_keras  # configures TensorFlow: one thread, quiet
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    import keras
-
-    model = keras.Sequential([
-        keras.Input((7,)),
-        keras.layers.Dense(9, activation="tanh"),
-        keras.layers.Dense(15, activation="tanh"),
-        keras.layers.Dense(3),
-    ])
-    model.set_weights([a for layer in nn.unflatten(BLOG_SPEC, weights) for a in layer])
+    model = to_keras(BLOG_SPEC, weights)
     if call == "predict_on_batch":
         predict = model.predict_on_batch
     elif call == "call":
