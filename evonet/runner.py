@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
-
 from evonet import config as config_mod
 from evonet import seeding
 from evonet.executors import make_executor
@@ -48,27 +46,8 @@ class StoreLogger:
         self.store.append_jsonl("logbook.jsonl", rec)
 
 
-def evaluate_agent_table(spec, weights, rules_name: str, board: int, observation: str, games: int, start: int = 0):
-    """Benchmark figures of one network on evaluation seeds ``start .. start+games-1``."""
-    from evonet.envs.snake.rules import make_rules
-    from evonet.evaluators.snake import evaluate_weights, summarize
-
-    rules = make_rules(rules_name, width=board, height=board)
-    seeds = seeding.evaluation_game_seeds(games, start)
-    res = evaluate_weights(spec, np.asarray(weights, np.float32)[None], rules, observation, seeds[None])
-    summary = summarize(res.scores[0], res.steps[0], res.won[0], rules)
-    return rules, summary
-
-
-def seeds_desc(games: int, start: int = 0) -> str:
-    return f"evaluation seeds {start}..{start + games - 1}"
-
-
 def run_experiment(cfg, out: str | Path | None = None, stream: TextIO = sys.stdout) -> tuple[Path, RunResult]:
     """Run a validated experiment; returns the run directory and the result."""
-    from evonet.evaluators.snake import format_summary
-    from evonet.snake import save_agent
-
     problem = make_problem(cfg)
     store = RunStore.create(out or default_run_dir(cfg.name, cfg.seed))
     store.write_text("config.yaml", config_mod.dump_yaml(cfg))
@@ -79,13 +58,9 @@ def run_experiment(cfg, out: str | Path | None = None, stream: TextIO = sys.stdo
     strategy = GeneticAlgorithm(
         cfg.ga, genomes, problem.low, problem.up, seeding.generator(cfg.seed, seeding.PURPOSE_STRATEGY)
     )
-    p = problem.describe()
     stream.write(
-        f"evonet run {cfg.name}: seed {cfg.seed}, {p['genome']} genome of {p['n_genes']} genes "
-        f"(network {'-'.join(map(str, problem.spec.sizes))} {problem.spec.activation}), "
-        f"{cfg.snake.rules} {p['board']}, observation {cfg.snake.observation}, "
-        f"{cfg.snake.games} games per evaluation, {cfg.ga.algorithm} population {cfg.ga.population}, "
-        f"{cfg.ga.generations} generations\n  run directory: {store.path}\n"
+        f"evonet run {cfg.name}: seed {cfg.seed}, {problem.banner()}, {cfg.ga.algorithm} population "
+        f"{cfg.ga.population}, {cfg.ga.generations} generations\n  run directory: {store.path}\n"
     )
     stream.flush()
     hooks = [ConsoleLogger(stream, cfg.ga.generations), StoreLogger(store)]
@@ -98,22 +73,12 @@ def run_experiment(cfg, out: str | Path | None = None, stream: TextIO = sys.stdo
     store.write_csv("logbook.csv", result.logbook)
     for failure in result.failures:
         store.append_jsonl("failures.jsonl", failure)
-    store.plot_fitness(
-        result.logbook,
-        title=f"{cfg.name}: {cfg.snake.rules} {p['board']}, seed {cfg.seed}",
-    )
-    rules_meta = {"name": cfg.snake.rules, "width": cfg.snake.board, "height": cfg.snake.board}
-    store.save_genome(
-        "best/genome.npz", result.best_genome, network=problem.spec.to_dict(), observation=cfg.snake.observation,
-        rules=rules_meta, final_fitness=result.best_fitness, final_games=result.best_games,
-    )
-    save_agent(
-        store.file("best"), problem.spec, result.best_genome, cfg.snake.observation, rules_meta,
-        extra={"run": cfg.name, "seed": cfg.seed, "selection_fitness": result.best_fitness,
-               "selection_games": result.best_games},
-    )
+    store.plot_fitness(result.logbook, title=f"{cfg.name}: {problem.title()}, seed {cfg.seed}")
     store.write_json("best/candidates.json", result.candidates)
-
+    stream.write(
+        f"best of hall of fame: fitness {result.best_fitness:.2f} over {result.best_games} fresh training games; "
+        f"evolution took {evolve_seconds:.1f} s\n"
+    )
     summary = {
         "name": cfg.name,
         "seed": cfg.seed,
@@ -124,18 +89,7 @@ def run_experiment(cfg, out: str | Path | None = None, stream: TextIO = sys.stdo
         "final_games": result.best_games,
         "failures": len(result.failures),
     }
-    stream.write(
-        f"best of hall of fame: {result.best_fitness:.2f} mean score over {result.best_games} fresh training games; "
-        f"evolution took {evolve_seconds:.1f} s\n"
-    )
-    if cfg.eval_games > 0:
-        rules, table = evaluate_agent_table(
-            problem.spec, result.best_genome, cfg.snake.rules, cfg.snake.board, cfg.snake.observation, cfg.eval_games
-        )
-        desc = seeds_desc(cfg.eval_games)
-        store.write_json("best/eval.json", {"rules": rules_meta, "seeds": desc, **table})
-        summary["eval"] = {"rules": rules_meta, "seeds": desc, **table}
-        stream.write(format_summary(table, rules, desc) + "\n")
+    summary.update(problem.finalize(store, result, stream))
     summary["total_seconds"] = round(time.perf_counter() - t_start, 2)
     store.write_json("summary.json", summary)
     stream.write(f"wrote {store.path}\n")

@@ -45,3 +45,16 @@ class Problem(Protocol):
 
     def failed_results(self, task: Any, error: str) -> list[EvalResult]:
         """Failed results (worst fitness, ``error`` set) for every genome of a task that could not run."""
+
+    def describe(self) -> dict:
+        """What is evolved, as JSON (written to RUN_DIR/problem.json)."""
+
+    def banner(self) -> str:
+        """One line describing the problem at the start of a run."""
+
+    def title(self) -> str:
+        """A short title for plots."""
+
+    def finalize(self, store, result, stream) -> dict:
+        """Export the best genome's artefacts into the run store (model, agent, tables),
+        print its report to ``stream``; returns figures for summary.json."""

@@ -63,9 +63,11 @@ class SnakeWeightsProblem:
     """Flat weight vectors of ``spec``; fitness = mean snake score over ``games`` games."""
 
     def __init__(
-        self, spec: MLPSpec, rules: str, board: int, observation: str, games: int, bound: float, run_seed: int = 0
+        self, spec: MLPSpec, rules: str, board: int, observation: str, games: int, bound: float, run_seed: int = 0,
+        eval_games: int = 1000,
     ):
         self.run_seed = int(run_seed)
+        self.eval_games = int(eval_games)
         self.spec = spec
         self.rules = rules
         self.board = board
@@ -86,7 +88,8 @@ class SnakeWeightsProblem:
             output_activation=cfg.network.output_activation,
         )
         return cls(
-            spec, cfg.snake.rules, cfg.snake.board, cfg.snake.observation, cfg.snake.games, cfg.ga.bound, cfg.seed
+            spec, cfg.snake.rules, cfg.snake.board, cfg.snake.observation, cfg.snake.games, cfg.ga.bound, cfg.seed,
+            cfg.eval_games,
         )
 
     @property
@@ -112,6 +115,47 @@ class SnakeWeightsProblem:
             SnakeTask(self.spec, self.rules, self.board, self.observation, genomes[i : i + chunk], seeds[i : i + chunk])
             for i in range(0, len(genomes), chunk)
         ]
+
+    def banner(self) -> str:
+        """One line for the start of a run."""
+        return (
+            f"weights genome of {self.n_genes} genes (network {'-'.join(map(str, self.spec.sizes))} "
+            f"{self.spec.activation}), {self.rules} {self.board}x{self.board}, observation {self.observation}, "
+            f"fitness = mean score over {self.games} training games"
+        )
+
+    def title(self) -> str:
+        return f"{self.rules} {self.board}x{self.board}"
+
+    def rules_meta(self) -> dict:
+        return {"name": self.rules, "width": self.board, "height": self.board}
+
+    def finalize(self, store, result, stream) -> dict:
+        """Write the best agent (genome, .keras model, agent.json) and its benchmark table
+        on evaluation seeds ``0 .. eval_games-1``; returns figures for summary.json."""
+        from evonet.evaluators.snake import evaluate_weights, format_summary, summarize
+        from evonet.snake import save_agent
+
+        store.save_genome(
+            "best/genome.npz", result.best_genome, network=self.spec.to_dict(), observation=self.observation,
+            rules=self.rules_meta(), final_fitness=result.best_fitness, final_games=result.best_games,
+        )
+        save_agent(
+            store.file("best"), self.spec, result.best_genome, self.observation, self.rules_meta(),
+            extra={"run_seed": self.run_seed, "selection_fitness": result.best_fitness,
+                   "selection_games": result.best_games},
+        )
+        if self.eval_games <= 0:
+            return {}
+        rules = make_snake_rules(self.rules, self.board)
+        seeds = seeding.evaluation_game_seeds(self.eval_games)
+        res = evaluate_weights(self.spec, result.best_genome[None], rules, self.observation, seeds[None])
+        table = summarize(res.scores[0], res.steps[0], res.won[0], rules)
+        desc = f"evaluation seeds 0..{self.eval_games - 1}"
+        record = {"rules": self.rules_meta(), "observation": self.observation, "seeds": desc, **table}
+        store.write_json("best/eval.json", record)
+        stream.write(format_summary(table, rules, desc) + "\n")
+        return {"eval": record}
 
     def describe(self) -> dict:
         return {
