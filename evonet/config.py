@@ -72,7 +72,7 @@ class GAConfig:
     )
     population: int = _f(128, "population size (mu)", min=2, max=1_000_000)
     offspring: int = _f(0, "offspring per generation (lambda) for mu_plus_lambda; 0 means = population", min=0)
-    generations: int = _f(50, "number of generations after the initial one", min=0, max=1_000_000)
+    generations: int = _f(100, "number of generations after the initial one", min=0, max=1_000_000)
     cxpb: float = _f(0.5, "probability that a pair of offspring is mated", min=0.0, max=1.0)
     mutpb: float = _f(0.5, "probability that an offspring is mutated", min=0.0, max=1.0)
     elitism: int = _f(

@@ -201,7 +201,7 @@ def format_summary(summary: dict, rules: Rules, seeds_desc: str) -> str:
     spa = summary["steps_per_apple"]
     rows = [
         ("rule set", f"{rules.name}, board {rules.board}"),
-        ("games", f"{summary['games']} (seeds {seeds_desc})"),
+        ("games", f"{summary['games']} on {seeds_desc}"),
         ("score", unit),
         ("mean", f"{summary['mean']:.3f} ± {summary['ci95']:.3f} "
                  f"(95% CI {summary['ci_low']:.3f} .. {summary['ci_high']:.3f})"),
