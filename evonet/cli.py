@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--operators", action="store_true", help="list the DEAP operators and their parameters")
 
     e = sub.add_parser("eval", help="benchmark table of a run's best agent on evaluation seeds")
-    e.add_argument("run_dir", help="a run directory or an agent.json / agent.keras file")
+    e.add_argument("run_dir", help="a run directory, an agent.json / agent.keras file, or a built-in policy: "
+                   "'heuristic' (the blog's) or 'random'")
     e.add_argument("--rules", choices=["classic", "theailearner"], help="rule set (default: the agent's)")
     e.add_argument("--board", type=int, help="board side (default: the agent's; theailearner: 50)")
     e.add_argument("--games", type=_positive_int, default=1000, help="number of games (default 1000)")
@@ -89,10 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+BUILTIN_POLICIES = ("heuristic", "random")
+
+
 def _resolve_rules(agent, rules: str | None, board: int | None):
     name = rules or agent.rules["name"]
     if board is None:
-        if name == agent.rules["name"]:
+        if agent is not None and name == agent.rules["name"]:
             board = int(agent.rules["width"])
         else:
             board = 50 if name == "theailearner" else 10
@@ -143,18 +147,32 @@ def cmd_eval(args) -> int:
     from evonet.evaluators.snake import evaluate_weights, format_summary, summarize
     from evonet.snake import load_agent
 
-    agent = load_agent(args.run_dir)
-    rules = _resolve_rules(agent, args.rules, args.board)
     try:
         seeds = seeding.evaluation_game_seeds(args.games, args.seed_start)
     except ValueError as exc:
         raise ConfigError(f"--seed-start: {exc}") from None
-    res = evaluate_weights(agent.spec, np.asarray(agent.weights, np.float32)[None], rules, agent.observation, seeds[None])
-    summary = summarize(res.scores[0], res.steps[0], res.won[0], rules)
+    builtin = args.run_dir in BUILTIN_POLICIES and not Path(args.run_dir).exists()
+    if builtin:
+        from evonet.evaluators.snake import play_policy, random_policy
+
+        rules = _resolve_rules(None, args.rules or "classic", args.board)
+        if args.run_dir == "heuristic":
+            res = play_policy(rules, seeds, "heuristic")
+        else:  # uniform random actions, drawn from a generator seeded by the first game seed
+            res = play_policy(rules, seeds, random_policy(np.random.default_rng(args.seed_start)))
+        scores, steps, won, observation = res.scores, res.steps, res.won, None
+    else:
+        agent = load_agent(args.run_dir)
+        rules = _resolve_rules(agent, args.rules, args.board)
+        res = evaluate_weights(agent.spec, np.asarray(agent.weights, np.float32)[None], rules, agent.observation,
+                               seeds[None])
+        scores, steps, won, observation = res.scores[0], res.steps[0], res.won[0], agent.observation
+    summary = summarize(scores, steps, won, rules)
     desc = f"evaluation seeds {args.seed_start}..{args.seed_start + args.games - 1}"
     if args.json:
+        who = {"policy": args.run_dir} if builtin else {"agent": args.run_dir, "observation": observation}
         print(json.dumps({"rules": rules.name, "board": f"{rules.width}x{rules.height}", "seeds": desc,
-                          "observation": agent.observation, **summary}, indent=2, default=float))
+                          **who, **summary}, indent=2, default=float))
     else:
         print(format_summary(summary, rules, desc))
     return 0
@@ -195,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     except EvonetError as exc:
         print(f"evonet: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("evonet: interrupted", file=sys.stderr)
         return 130

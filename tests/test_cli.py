@@ -97,3 +97,14 @@ def test_bad_cli_arguments_exit_2(evonet_cmd, subprocess_env, tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     proc = run(evonet_cmd + ["eval", str(tmp_path / "missing")], subprocess_env, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_eval_builtin_policies(evonet_cmd, subprocess_env):
+    proc = run(evonet_cmd + ["eval", "heuristic", "--games", "200", "--json"], subprocess_env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    heuristic = json.loads(proc.stdout)
+    assert heuristic["policy"] == "heuristic" and heuristic["seeds"] == "evaluation seeds 0..199"
+    assert 12 < heuristic["mean"] < 24  # the benchmark doc: about 18 apples on classic 10x10
+    proc = run(evonet_cmd + ["eval", "random", "--games", "200", "--json"], subprocess_env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["mean"] < 2  # a random policy: about 0-1 apples
