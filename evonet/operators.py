@@ -288,7 +288,8 @@ def validate_operator(kind: str, spec: dict | str, where: str) -> dict:
         if key not in valid:
             hint = _did_you_mean(str(key), valid)
             rest = f"valid parameters: {', '.join(valid)}" if valid else f"{name} takes no parameters"
-            raise ConfigError(f"{where}.{key}: unknown parameter of {kind} {name!r}{hint}; {rest}")
+            shown = key if isinstance(key, str) and key.isprintable() and key.strip() == key and key else repr(key)
+            raise ConfigError(f"{where}.{shown}: unknown parameter of {kind} {name!r}{hint}; {rest}")
     out: dict[str, Any] = {"name": name}
     for p in op.params:
         out[p.name] = p.check(spec[p.name], f"{where}.{p.name}") if p.name in spec else p.default

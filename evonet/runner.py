@@ -1,19 +1,36 @@
-"""``evonet run``: wire a validated config into problem, strategy, executor, loop and store."""
+"""``evonet run`` and ``evonet resume``: wire a validated config into problem, strategy,
+executor, loop and store.
+
+The run directory gets the console output (``run.log``), the logbook, failed
+evaluations and evaluation times as the run goes, and a checkpoint after every
+generation (``checkpoint.every``). Ctrl-C finishes the current generation, saves a
+checkpoint and exits with code 130 (a second Ctrl-C abandons the generation: the last
+complete one is saved); SIGTERM (a pre-empted job) abandons the generation at once and
+exits with 143. ``evonet resume RUN_DIR`` continues from the checkpoint.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
-from typing import TextIO
+from typing import Iterator, TextIO
 
 from evonet import config as config_mod
 from evonet import seeding
+from evonet.checkpoint import Checkpointer
 from evonet.executors import make_executor
 from evonet.loop import RunResult, run_evolution
+from evonet.progress import ProgressBar, choose_mode
+from evonet.stopping import StoppingRules
 from evonet.problems import make_problem
 from evonet.store import RunStore, default_run_dir
-from evonet.strategy import GeneticAlgorithm
+from evonet.strategy import make_strategy
 
 
 class ConsoleLogger:
@@ -37,7 +54,8 @@ class ConsoleLogger:
 
 
 class StoreLogger:
-    """Appends each generation to ``logbook.jsonl`` and failures to ``failures.jsonl``."""
+    """Appends each generation to ``logbook.jsonl``, its failed evaluations to
+    ``failures.jsonl`` and its evaluation times to ``eval_times.jsonl``."""
 
     def __init__(self, store: RunStore):
         self.store = store
@@ -45,53 +63,287 @@ class StoreLogger:
     def on_generation(self, rec: dict, strategy) -> None:
         self.store.append_jsonl("logbook.jsonl", rec)
 
+    def after_generation(self, state, strategy) -> None:
+        gen = state.logbook[-1]["gen"]
+        new = []
+        for failure in reversed(state.failures):
+            if failure["generation"] != gen:
+                break
+            new.append(failure)
+        for failure in reversed(new):
+            self.store.append_jsonl("failures.jsonl", failure)
+        self.store.append_jsonl("eval_times.jsonl",
+                                {"gen": gen, "seconds": [round(float(r.seconds), 6) for r in state.results]})
+
+
+class RunLog:
+    """The console stream, copied into ``RUN_DIR/run.log``; ``file_only`` writes the log alone."""
+
+    def __init__(self, stream: TextIO, path: Path):
+        self.stream = stream
+        self.file = open(path, "a", encoding="utf-8")
+        self.file_only = _FileOnly(self.file)
+
+    def write(self, text: str) -> None:
+        self.stream.write(text)
+        self.file.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+        self.file.flush()
+
+    def isatty(self) -> bool:
+        isatty = getattr(self.stream, "isatty", None)
+        return bool(isatty and isatty())
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+
+class _FileOnly:
+    def __init__(self, fh):
+        self.fh = fh
+
+    def write(self, text: str) -> None:
+        if not self.fh.closed:
+            self.fh.write(text)
+
+    def flush(self) -> None:
+        if not self.fh.closed:
+            self.fh.flush()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (a pre-empted job): the run stops like a second Ctrl-C, exit 143."""
+
+    exit_code = 143
+
+
+class SignalGuard:
+    """Loop hook and signal handlers: the first Ctrl-C lets the current generation finish
+    (its checkpoint is written), then stops; a second Ctrl-C, SIGTERM, or Ctrl-C after the
+    last generation stops at once (the loop saves the last complete generation)."""
+
+    def __init__(self, notice: TextIO):
+        self.notice = notice
+        self.requested = False
+        self.evolving = True
+
+    def _handler(self, signum, frame):
+        if signum == getattr(signal, "SIGTERM", None):
+            raise Terminated()
+        if self.requested or not self.evolving:
+            raise KeyboardInterrupt()
+        self.requested = True
+        self.notice.write("\nCtrl-C: stopping after this generation, with a checkpoint "
+                          "(press Ctrl-C again to stop at once)\n")
+        self.notice.flush()
+
+    def after_generation(self, state, strategy) -> None:
+        if state.last:
+            self.evolving = False
+        if self.requested:
+            raise KeyboardInterrupt()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        saved = {}
+        for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+            if sig is not None:
+                saved[sig] = signal.signal(sig, self._handler)
+        try:
+            yield
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
+
 
 def run_experiment(cfg, out: str | Path | None = None, stream: TextIO = sys.stdout) -> tuple[Path, RunResult]:
     """Run a validated experiment; returns the run directory and the result."""
     problem = make_problem(cfg)
+    # the executor first: a bad executor setup (unreachable cluster, missing GPUs, ...)
+    # fails with a one-line error before the run directory exists
+    executor = make_executor(cfg)
+    with executor:
+        return _run(cfg, problem, executor, out, stream)
+
+
+def _run(cfg, problem, executor, out, stream) -> tuple[Path, RunResult]:
     store = RunStore.create(out or default_run_dir(cfg.name, cfg.seed))
     store.write_text("config.yaml", config_mod.dump_yaml(cfg))
     store.write_json("problem.json", problem.describe())
+    store.write_json("run.json", _new_run_info())
     t_start = time.perf_counter()
 
     genomes = problem.init_genomes(seeding.generator(cfg.seed, seeding.PURPOSE_INIT), cfg.ga.population)
-    strategy = GeneticAlgorithm(
-        cfg.ga, genomes, problem.low, problem.up, seeding.generator(cfg.seed, seeding.PURPOSE_STRATEGY)
+    strategy = make_strategy(
+        cfg.ga, genomes, problem.low, problem.up, seeding.generator(cfg.seed, seeding.PURPOSE_STRATEGY),
+        weights=getattr(problem, "weights", None),  # multi-objective problems (NSGA-II)
     )
-    stream.write(
-        f"evonet run {cfg.name}: seed {cfg.seed}, {problem.banner()}, {cfg.ga.algorithm} population "
-        f"{cfg.ga.population}, {cfg.ga.generations} generations\n  run directory: {store.path}\n"
-    )
-    stream.flush()
-    hooks = [ConsoleLogger(stream, cfg.ga.generations), StoreLogger(store)]
-    with make_executor(cfg) as executor:
-        result = run_evolution(
-            strategy, problem, executor, cfg.ga.generations, cfg.executor.chunk, cfg.ga.final_games, hooks
+    store.acquire_lock()
+    store.claim_lock()
+    out_log = RunLog(stream, store.file("run.log"))
+    try:
+        out_log.write(
+            f"evonet run {cfg.name}: seed {cfg.seed}, {problem.banner()}, {cfg.ga.algorithm} population "
+            f"{cfg.ga.population}, {cfg.ga.generations} generations\n  run directory: {store.path}\n"
         )
-    evolve_seconds = time.perf_counter() - t_start
+        out_log.flush()
+        return _evolve(cfg, problem, executor, store, strategy, out_log, stream, t_start)
+    finally:
+        out_log.close()
+        store.release_lock()
 
+
+def resume_experiment(run_dir: str | Path, overrides: list[str] | None = None, force: bool = False,
+                      stream: TextIO = sys.stdout, checkpoint: str | None = None) -> tuple[Path, RunResult]:
+    """Continue a run from its latest checkpoint (or ``checkpoint``); see :mod:`evonet.resume`.
+
+    Everything is checked before anything is written: a refused resume leaves the run
+    directory untouched."""
+    from evonet.resume import prepare_resume
+
+    lock = RunStore(run_dir)
+    if (Path(run_dir) / "config.yaml").is_file():
+        lock.acquire_lock()  # no other process may write the run while it is checked and resumed
+    try:
+        plan = prepare_resume(run_dir, overrides, force, checkpoint)
+        lock.claim_lock()
+        return _resume(plan, stream)
+    finally:
+        lock.release_lock()
+
+
+def _resume(plan, stream: TextIO) -> tuple[Path, RunResult]:
+    from evonet.resume import describe_diffs, is_safe
+
+    cfg, store = plan.cfg, plan.store
+    executor = make_executor(cfg)
+    with executor:
+        plan.commit()
+        t_start = time.perf_counter()
+        out_log = RunLog(stream, store.file("run.log"))
+        try:
+            out_log.write(
+                f"evonet resume {cfg.name}: from generation {plan.generation} of {cfg.ga.generations} "
+                f"(checkpoint {plan.checkpoint.name}), seed {cfg.seed}, {plan.problem.banner()}\n"
+                f"  run directory: {store.path}\n"
+            )
+            if plan.diffs:
+                forced = [d for d in plan.diffs if not is_safe(d[0])]
+                out_log.write(f"  changed: {describe_diffs(plan.diffs)}"
+                              + (f" (forced: {', '.join(k for k, _, _ in forced)})" if forced else "") + "\n")
+            out_log.flush()
+            return _evolve(cfg, plan.problem, executor, store, plan.strategy, out_log, stream, t_start,
+                           start_state=plan.loop_state)
+        finally:
+            out_log.close()
+
+
+def _new_run_info() -> dict:
+    from evonet import __version__
+
+    return {"run_id": uuid.uuid4().hex, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "evonet": __version__}
+
+
+def _read_run_info(store: RunStore) -> dict:
+    try:
+        info = json.loads(store.file("run.json").read_text())
+        return info if isinstance(info, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _evolve(cfg, problem, executor, store: RunStore, strategy, out_log: RunLog, stream: TextIO, t_start: float,
+            start_state=None) -> tuple[Path, RunResult]:
+    """Hooks, signals, the loop (fresh or resumed) and the end of a run."""
+    run_info = _read_run_info(store)
+    generations = cfg.ga.generations
+    mode = choose_mode(cfg.log.progress, stream)
+    bar = None
+    if mode == "bar":
+        bar = ProgressBar(stream, generations, cfg.stop.max_seconds, cfg.stop.max_evaluations)
+        hooks: list = [ConsoleLogger(out_log.file_only, generations), bar]
+    else:  # run.log always has the generation lines
+        hooks = [ConsoleLogger(out_log if mode == "lines" else out_log.file_only, generations)]
+    hooks.append(StoreLogger(store))
+    if cfg.log.tensorboard:
+        from evonet.tblog import TensorBoardLogger
+
+        hooks.append(TensorBoardLogger(store.file("tensorboard")))
+    checkpointer = None
+    if hasattr(strategy, "get_state"):
+        checkpointer = Checkpointer(store.path, problem, run_info.get("run_id"), cfg.checkpoint.every,
+                                    cfg.checkpoint.keep)
+        hooks.append(checkpointer)
+    else:
+        out_log.write(f"note: ga.algorithm {cfg.ga.algorithm} writes no checkpoints; this run cannot be resumed\n")
+    guard = SignalGuard(sys.stderr)
+    hooks.append(guard)  # last: it may end the run once the checkpoint of a generation is written
+    try:
+        with guard.installed():
+            with executor:  # closed after evolution: the workers are not needed for the rest
+                result = run_evolution(
+                    strategy, problem, executor, generations, cfg.executor.chunk, cfg.ga.final_games, hooks,
+                    start_state=start_state, stopping=StoppingRules.from_config(cfg.stop),
+                )
+            guard.evolving = False
+            return _finish(cfg, problem, store, result, out_log, t_start, run_info, checkpointer)
+    except KeyboardInterrupt as exc:
+        if bar is not None:
+            bar.finish()
+        what = "SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        if checkpointer is not None and checkpointer.written is not None:
+            text = (f"{what}: generation {checkpointer.written} is saved (checkpoints/gen-{checkpointer.written:06d}); "
+                    f"continue with: evonet resume {store.path}\n")
+        else:
+            text = f"{what} before the first generation was saved; nothing to resume\n"
+        out_log.file_only.write(text)
+        out_log.flush()
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        raise
+
+
+def _finish(cfg, problem, store: RunStore, result: RunResult, out_log: RunLog, t_start: float, run_info: dict,
+            checkpointer) -> tuple[Path, RunResult]:
     store.write_csv("logbook.csv", result.logbook)
-    for failure in result.failures:
-        store.append_jsonl("failures.jsonl", failure)
     store.plot_fitness(result.logbook, title=f"{cfg.name}: {problem.title()}, seed {cfg.seed}")
     store.write_json("best/candidates.json", result.candidates)
-    stream.write(
+    stop = result.stop or {}
+    if stop.get("rule") not in (None, "generations"):
+        out_log.write(f"stopped: {stop['reason']}\n")
+    out_log.write(
         f"best of hall of fame: fitness {result.best_fitness:.2f} over {result.best_games} fresh training games; "
-        f"evolution took {evolve_seconds:.1f} s\n"
+        f"evolution took {result.elapsed:.1f} s\n"
     )
     summary = {
         "name": cfg.name,
         "seed": cfg.seed,
         "generations": cfg.ga.generations,
-        "evaluations": int(sum(r["evals"] for r in result.logbook)),
-        "evolve_seconds": round(evolve_seconds, 2),
+        "generations_done": int(result.logbook[-1]["gen"]) if result.logbook else 0,
+        "stopped": stop,
+        "evaluations": int(result.evaluations),
+        "evolve_seconds": round(result.elapsed, 2),
         "final_fitness": result.best_fitness,
         "final_games": result.best_games,
         "failures": len(result.failures),
     }
-    summary.update(problem.finalize(store, result, stream))
+    if checkpointer is not None and checkpointer.seconds:
+        summary["checkpoints"] = {
+            "written": len(checkpointer.seconds),
+            "mean_seconds": round(sum(checkpointer.seconds) / len(checkpointer.seconds), 4),
+            "bytes": checkpointer.bytes,
+        }
+    if run_info.get("resumes"):
+        summary["resumes"] = run_info["resumes"]
+    summary.update(problem.finalize(store, result, out_log))
     summary["total_seconds"] = round(time.perf_counter() - t_start, 2)
     store.write_json("summary.json", summary)
-    stream.write(f"wrote {store.path}\n")
-    stream.flush()
+    out_log.write(f"wrote {store.path}\n")
+    out_log.flush()
     return store.path, result

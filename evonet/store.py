@@ -1,21 +1,29 @@
-"""The run directory: config, metrics, best artefacts, plots.
+"""The run directory: config, metrics, checkpoints, best artefacts, plots.
 
 Layout (see docs/runs.md)::
 
     RUN_DIR/
       config.yaml          the resolved experiment config (every default filled in)
+      run.json             run id, creation time, evonet version, resumes
       problem.json         what is evolved: genome kind, network, game
+      run.log              the console output of every session
       logbook.jsonl        one JSON record per generation, appended as the run goes
+      failures.jsonl       evaluations that failed, with their error (only if any did)
+      eval_times.jsonl     seconds per evaluation, a line per generation
+      checkpoints/         gen-NNNNNN/ (state.json, arrays.npz, manifest.json) and latest
+      tensorboard/         TensorBoard scalars per generation
       logbook.csv          the same table, written at the end
       fitness.png          best / mean / std of fitness per generation
-      failures.jsonl       evaluations that failed, with their error (only if any did)
       best/genome.npz      the best genome (flat float32 weights) and its scores
       best/agent.keras     the best agent as a Keras model
       best/agent.json      the agent's observation set, rule set, board and network
       best/eval.json       the benchmark table of the best agent on evaluation seeds
-      summary.json         final figures and wall time
+      summary.json         final figures, stop reason and wall time (written last)
+      report/              evonet report: PNG plots and report.md
+      .lock                advisory lock held by the process writing the run
 
-Every file is written atomically (a temporary file, then ``os.replace``).
+Every file is written atomically (a temporary file, then ``os.replace``), except the
+``.jsonl`` logs, which are appended a line at a time.
 """
 
 from __future__ import annotations
@@ -101,6 +109,45 @@ class RunStore:
     def file(self, rel: str) -> Path:
         return self.path / rel
 
+    _lock = None
+
+    def acquire_lock(self) -> None:
+        """Take ``RUN_DIR/.lock`` (an advisory ``flock``) for as long as this process writes
+        the run: a second ``evonet run``/``resume`` on the same directory is refused. The OS
+        drops it when the process ends, killed or not."""
+        try:
+            import fcntl
+        except ImportError:  # no flock on this platform: no protection
+            return
+        try:
+            fh = open(self.file(".lock"), "a+")
+        except OSError:  # a read-only run directory: nothing will be written anyway
+            return
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip()
+            fh.close()
+            raise RunDirError(
+                f"{self.path}: in use by another evonet process{f' (pid {holder})' if holder.isdigit() else ''}; "
+                "wait for it to end or stop it first"
+            ) from None
+        self._lock = fh
+
+    def claim_lock(self) -> None:
+        """Write this process's pid into the held lock (for the message of a refused second process)."""
+        if self._lock is not None:
+            self._lock.seek(0)
+            self._lock.truncate()
+            self._lock.write(str(os.getpid()))
+            self._lock.flush()
+
+    def release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     def write_text(self, rel: str, text: str) -> Path:
         atomic_write_text(self.file(rel), text)
         return self.file(rel)
@@ -114,16 +161,35 @@ class RunStore:
             fh.write(json.dumps(record, default=_jsonable) + "\n")
             fh.flush()
 
-    def read_jsonl(self, rel: str) -> list[dict]:
+    def read_jsonl(self, rel: str, tolerant: bool = False) -> list[dict]:
+        """The records of a JSONL file; ``tolerant``: skip lines a crash cut short."""
         path = self.file(rel)
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out = []
+        for line in path.read_text(errors="replace" if tolerant else "strict").splitlines():
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                if not tolerant:
+                    raise
+        return out
+
+    def rewrite_jsonl(self, rel: str, records: list[dict], keep_empty: bool = True) -> None:
+        """Replace a JSONL file atomically (no file at all when empty and not ``keep_empty``)."""
+        if not records and not keep_empty:
+            if self.file(rel).exists():
+                self.file(rel).unlink()
+            return
+        atomic_write_text(self.file(rel), "".join(json.dumps(r, default=_jsonable) + "\n" for r in records))
 
     def write_csv(self, rel: str, records: list[dict]) -> Path:
         buf = io.StringIO()
         if records:
-            writer = csv.DictWriter(buf, fieldnames=list(records[0]))
+            fields = list(dict.fromkeys(k for r in records for k in r))  # every column, first-seen order
+            writer = csv.DictWriter(buf, fieldnames=fields)
             writer.writeheader()
             writer.writerows(records)
         return self.write_text(rel, buf.getvalue())

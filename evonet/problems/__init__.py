@@ -16,4 +16,8 @@ def make_problem(cfg):
         from evonet.problems.snake_weights import SnakeWeightsProblem
 
         return SnakeWeightsProblem.from_config(cfg)
+    if cfg.genome == "hyperparameters":
+        from evonet.problems.hyperparams import HyperparamProblem
+
+        return HyperparamProblem.from_config(cfg)
     raise ValueError(f"unknown genome kind {cfg.genome!r}")

@@ -22,10 +22,18 @@ class EvalResult:
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    #: multi-objective problems: every objective's value (``fitness`` is the first one)
+    objectives: tuple[float, ...] | None = None
 
 
 class Problem(Protocol):
-    """What the loop needs from a genome kind and its evaluator."""
+    """What the loop needs from a genome kind and its evaluator.
+
+    Optional, for problems with state of their own (an evaluation cache): ``get_state()``
+    returns it as a dict of JSON values and NumPy arrays (never pickled objects), saved
+    in every checkpoint; ``set_state(state)`` restores it when ``evonet resume`` continues
+    the run (see :mod:`evonet.checkpoint`). Without them a problem is taken to be stateless.
+    """
 
     n_genes: int
     low: float

@@ -1,0 +1,297 @@
+"""``evonet report RUN_DIR``: PNG plots and a markdown summary of a run.
+
+Works on a finished run, a running one and a crashed one alike: it reads only what the
+run writes as it goes (``logbook.jsonl``, ``eval_times.jsonl``, ``failures.jsonl``,
+the latest checkpoint) and, when present, ``summary.json``. Writes into
+``RUN_DIR/report/`` (or ``--out``):
+
+* ``fitness.png``: best, mean, mean ± std and min fitness per generation;
+* ``diversity.png``: population diversity (mean per-gene standard deviation) per generation;
+* ``eval_time.png``: histogram of the seconds per evaluation;
+* ``pareto.png``: the last population in objective space with its Pareto front, only
+  when the fitness has two objectives;
+* ``report.md``: the figures, the stop reason, the benchmark of the best agent, and
+  every failed evaluation with its error.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evonet.store import RunDirError, RunStore, atomic_write_bytes, atomic_write_text
+
+MAX_FAILURES_LISTED = 200
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    plt = _pyplot()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _dedupe(logbook: list[dict]) -> list[dict]:
+    """One record per generation (the last one written), in generation order."""
+    by_gen: dict[int, dict] = {}
+    for rec in logbook:
+        if isinstance(rec, dict) and isinstance(rec.get("gen"), int):
+            by_gen[rec["gen"]] = rec
+    return [by_gen[g] for g in sorted(by_gen)]
+
+
+def plot_fitness(logbook: list[dict], path: Path, title: str) -> Path:
+    plt = _pyplot()
+    gens = np.array([r["gen"] for r in logbook])
+    best, mean, std = (np.array([r[k] for r in logbook], dtype=float) for k in ("best", "mean", "std"))
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    ax.fill_between(gens, mean - std, mean + std, color="tab:blue", alpha=0.2, label="mean ± std")
+    ax.plot(gens, best, label="best", color="tab:green", lw=2)
+    ax.plot(gens, mean, label="mean", color="tab:blue")
+    if all("min" in r for r in logbook):
+        ax.plot(gens, [r["min"] for r in logbook], label="min", color="tab:gray", lw=0.8, ls=":")
+    stops = [r for r in logbook if r.get("stop")]
+    for r in stops:
+        ax.axvline(r["gen"], color="tab:red", lw=0.8, ls="--", label="stopped")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_diversity(logbook: list[dict], path: Path, title: str) -> Path | None:
+    recs = [r for r in logbook if isinstance(r.get("diversity"), (int, float))]
+    if not recs:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
+    ax.plot([r["gen"] for r in recs], [r["diversity"] for r in recs], color="tab:purple", lw=1.5)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("mean per-gene std")
+    ax.set_title(f"population diversity: {title}")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_eval_times(seconds: np.ndarray, path: Path, title: str) -> Path | None:
+    if seconds.size == 0:
+        return None
+    plt = _pyplot()
+    scale, unit = (1e3, "ms") if np.median(seconds) < 1.0 else (1.0, "s")
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
+    ax.hist(seconds * scale, bins=min(50, max(5, int(np.sqrt(seconds.size)))), color="tab:orange", edgecolor="white")
+    med = float(np.median(seconds)) * scale
+    ax.axvline(med, color="black", lw=1, ls="--", label=f"median {med:.3g} {unit}")
+    ax.set_xlabel(f"{unit} per evaluation")
+    ax.set_ylabel("evaluations")
+    ax.set_title(f"evaluation time ({seconds.size} evaluations): {title}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def pareto_front(points: np.ndarray, weights) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``points`` (n, k) under DEAP ``weights``
+    (positive: maximise, negative: minimise)."""
+    w = np.sign(np.asarray(weights, dtype=float))
+    scaled = points * w  # larger is better in every column
+    n = len(scaled)
+    mask = np.ones(n, dtype=bool)
+    for i in range(n):
+        dominated = np.all(scaled >= scaled[i], axis=1) & np.any(scaled > scaled[i], axis=1)
+        if dominated.any():
+            mask[i] = False
+    return mask
+
+
+def plot_pareto(points: np.ndarray, weights, path: Path, title: str, names=("objective 1", "objective 2")) -> Path:
+    plt = _pyplot()
+    front = pareto_front(points, weights)
+    order = np.argsort(points[front, 0])
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=110)
+    ax.scatter(points[~front, 0], points[~front, 1], s=14, color="tab:gray", alpha=0.6, label="population")
+    ax.plot(points[front, 0][order], points[front, 1][order], "-o", color="tab:red", ms=5,
+            label=f"Pareto front ({int(front.sum())})")
+    sense = ["max" if w > 0 else "min" for w in weights]
+    ax.set_xlabel(f"{names[0]} ({sense[0]})")
+    ax.set_ylabel(f"{names[1]} ({sense[1]})")
+    ax.set_title(f"last population: {title}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _md(text: Any) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _num(value: Any, fmt: str = ".4g") -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, fmt)
+    return "-" if value is None else _md(value)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the plots and ``report.md``; returns the path of ``report.md``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such run directory")
+    store = RunStore(run_dir)
+    out = Path(out) if out is not None else run_dir / "report"
+    logbook = _dedupe(store.read_jsonl("logbook.jsonl", tolerant=True))
+    checkpoint = None
+    try:
+        from evonet.checkpoint import CheckpointError, load_checkpoint
+
+        checkpoint = load_checkpoint(run_dir)
+    except CheckpointError:
+        checkpoint = None
+    if not logbook and checkpoint is not None:
+        logbook = _dedupe(checkpoint.state["loop"]["logbook"])
+    if not logbook:
+        raise RunDirError(f"{run_dir}: not a run directory, or no generation finished yet (no logbook.jsonl)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"{out}: cannot create the report directory ({exc.strerror})") from None
+
+    summary = _read_json(run_dir / "summary.json") or {}
+    cfg = _read_yaml(run_dir / "config.yaml")
+    name = summary.get("name") or cfg.get("name") or run_dir.name
+    seed = summary.get("seed", cfg.get("seed", "?"))
+    title = f"{name}, seed {seed}"
+    failures = [f for f in store.read_jsonl("failures.jsonl", tolerant=True) if isinstance(f, dict)]
+    seconds = np.array([s for rec in store.read_jsonl("eval_times.jsonl", tolerant=True) if isinstance(rec, dict)
+                        for s in rec.get("seconds", []) if isinstance(s, (int, float))], dtype=float)
+
+    plots: dict[str, Path | None] = {
+        "fitness": plot_fitness(logbook, out / "fitness.png", title),
+        "diversity": plot_diversity(logbook, out / "diversity.png", title),
+        "eval_time": plot_eval_times(seconds, out / "eval_time.png", title),
+        "pareto": None,
+    }
+    n_objectives = 1
+    if checkpoint is not None:
+        s_state = checkpoint.state.get("strategy", {})
+        values = [v for v in s_state.get("population", {}).get("fitness", []) if v is not None]
+        weights = s_state.get("fitness_weights") or ([1.0] * len(values[0]) if values else [1.0])
+        n_objectives = len(weights)
+        if n_objectives == 2 and values:
+            points = np.array(values, dtype=float)
+            spec = str((cfg.get("search") or {}).get("objectives") or "")
+            names = tuple(spec.split("+")) if spec.count("+") == 1 else ("objective 1", "objective 2")
+            plots["pareto"] = plot_pareto(points, weights, out / "pareto.png",
+                                          f"{title}, generation {checkpoint.generation}", names)
+
+    last = logbook[-1]
+    generations = summary.get("generations", (cfg.get("ga") or {}).get("generations", "?"))
+    stop = summary.get("stopped") or {}
+    if summary:
+        status = f"finished: {stop.get('reason', 'done')}"
+    elif checkpoint is not None:
+        status = (f"not finished (running, stopped or crashed); latest checkpoint {checkpoint.name}: "
+                  f"`evonet resume {run_dir}` continues it")
+    else:
+        status = "not finished; no checkpoint"
+    lines = [f"# Run report: {_md(name)}", "", f"`{run_dir}` — {_md(status)}", "", "| | |", "|---|---|"]
+    rows = [
+        ("seed", seed),
+        ("generations", f"{last['gen']} of {generations}"),
+        ("evaluations", summary.get("evaluations", sum(int(r.get("evals", 0)) for r in logbook))),
+        ("best fitness, last generation", _num(last.get("best"))),
+        ("mean fitness, last generation", _num(last.get("mean"))),
+        ("best fitness, all generations", _num(max(r["best"] for r in logbook))),
+        ("diversity, last generation", _num(last.get("diversity"))),
+        ("final fitness (hall of fame, fresh games)",
+         f"{_num(summary['final_fitness'])} over {summary.get('final_games')} games" if "final_fitness" in summary else "-"),
+        ("evolution time", f"{_num(last.get('elapsed'), '.1f')} s"),
+        ("failed evaluations", len(failures)),
+        ("objectives", n_objectives),
+    ]
+    if stop:
+        rows.append(("stopped", stop.get("reason")))
+    if summary.get("resumes"):
+        rows.append(("resumed", f"{len(summary['resumes'])} time(s), from generation(s) "
+                                 + ", ".join(str(r.get("from_generation")) for r in summary["resumes"])))
+    lines += [f"| {k} | {_md(v)} |" for k, v in rows]
+    lines += ["", "## Fitness", "", "![fitness](fitness.png)", ""]
+    if plots["diversity"]:
+        lines += ["## Population diversity", "", "Mean over genes of the population's per-gene standard deviation.",
+                  "", "![diversity](diversity.png)", ""]
+    if plots["eval_time"]:
+        lines += ["## Evaluation time", "",
+                  f"{seconds.size} evaluations: median {np.median(seconds):.4g} s, "
+                  f"95th percentile {np.percentile(seconds, 95):.4g} s, max {seconds.max():.4g} s, "
+                  f"total {seconds.sum():.4g} s (a task's time shared by the genomes it evaluates).",
+                  "", "![evaluation time](eval_time.png)", ""]
+    if plots["pareto"]:
+        lines += ["## Pareto front", "", f"The population of generation {checkpoint.generation} in objective space.",
+                  "", "![pareto front](pareto.png)", ""]
+    ev = summary.get("eval")
+    if isinstance(ev, dict):
+        lines += ["## Best agent on evaluation seeds", "", f"{_md(ev.get('seeds', ''))}", "", "| | |", "|---|---|"]
+        for key in ("games", "mean", "ci95", "median", "min", "max", "win_rate", "steps_per_apple"):
+            if key in ev:
+                lines.append(f"| {key} | {_num(ev[key])} |")
+        lines.append("")
+    lines += ["## Failed evaluations", ""]
+    if not failures:
+        lines += ["None.", ""]
+    else:
+        counts = Counter(_md(f.get("error")) for f in failures)
+        lines += [f"{len(failures)} failed evaluation(s); by error:", "", "| count | error |", "|---|---|"]
+        lines += [f"| {n} | {err} |" for err, n in counts.most_common()]
+        lines += ["", "| generation | index | error |", "|---|---|---|"]
+        lines += [f"| {f.get('generation')} | {f.get('index')} | {_md(f.get('error'))} |"
+                  for f in failures[:MAX_FAILURES_LISTED]]
+        if len(failures) > MAX_FAILURES_LISTED:
+            lines.append(f"\n... and {len(failures) - MAX_FAILURES_LISTED} more in failures.jsonl")
+        lines.append("")
+    lines += ["## Logbook", "", "| gen | evals | best | mean | std | diversity | failed | seconds |",
+              "|---|---|---|---|---|---|---|---|"]
+    step = max(1, len(logbook) // 25)
+    shown = logbook[::step] + ([last] if logbook[::step][-1] is not last else [])
+    for r in shown:
+        lines.append(f"| {r['gen']} | {r.get('evals', '-')} | {_num(r.get('best'))} | {_num(r.get('mean'))} | "
+                     f"{_num(r.get('std'))} | {_num(r.get('diversity'))} | {r.get('failed', '-')} | "
+                     f"{_num(r.get('seconds'), '.3g')} |")
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        import yaml
+
+        data = yaml.safe_load(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except Exception:  # noqa: BLE001 - a report is best effort on a broken config
+        return {}
