@@ -1,0 +1,401 @@
+"""Hyperparameter genomes: DEAP evolves Keras architectures and training settings.
+
+A genome is a float vector in [0, 1]^n decoded by a :class:`~evonet.space.SearchSpace`
+(see :mod:`evonet.space`), so the ordinary :class:`~evonet.strategy.GeneticAlgorithm` and
+its operators evolve it with ``low, up = 0, 1``. Every genome is trained and scored:
+
+* ``fitness: accuracy``: validation accuracy of the model trained on the training split
+  (:mod:`evonet.evaluators.keras_train`); the test split is used once, in :meth:`finalize`;
+* ``fitness: snake``: mean score of the network trained on the heuristic's games
+  (:mod:`evonet.evaluators.snake_train`).
+
+``objectives: accuracy+params`` adds the parameter count as a second objective
+(minimised) for NSGA-II: results then carry ``objectives = (fitness, params)``.
+
+Evaluation cache: results are kept by the genome's canonical hash (inactive genes dropped,
+values typed). :meth:`plan_evaluations` (called by the loop before dispatch) sends only
+genomes never trained before, once each, and fills the others from the cache: a duplicate
+genome is never trained twice. Hits are counted in the logbook (``cache_hits``) and count
+against the budget like any evaluation. The training seed of a genome derives from (run
+seed, canonical hash), so a genome's result does not depend on when it was first seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from evonet.data.datasets import DataRef
+from evonet.evaluators.accuracy import TrainBudget
+from evonet.problems.base import EvalResult
+from evonet.space import SearchSpace, resolve_space_path
+
+
+@dataclass(frozen=True)
+class SnakeFitness:
+    """Snake-score fitness settings (picklable)."""
+
+    rules: str
+    board: int
+    observation: str
+    games: int
+    data_games: int
+    run_seed: int
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """Canonical genomes to train, with their seeds and everything needed (picklable)."""
+
+    model: str
+    genomes: tuple
+    seeds: tuple
+    data: DataRef | None
+    budget: TrainBudget
+    snake: SnakeFitness | None = None
+    multi: bool = False
+
+
+def _with_objectives(res: EvalResult, multi: bool) -> EvalResult:
+    if multi and res.error is None:
+        res.objectives = (float(res.fitness), float(res.metrics.get("params", math.nan)))
+    return res
+
+
+def snake_game_seeds(snake: SnakeFitness) -> np.ndarray:
+    from evonet import seeding
+
+    return seeding.training_game_seeds(snake.run_seed, 0, [1], snake.games, purpose=seeding.PURPOSE_GAMES + 101)[0]
+
+
+def evaluate_train_task(task: TrainTask) -> list[EvalResult]:
+    """Train and score every genome of the task. Pure (given the data), never raises."""
+    out = []
+    if task.snake is not None:
+        from evonet.evaluators.snake_train import cached_heuristic_dataset, train_and_play
+        from evonet.problems.snake_weights import make_snake_rules
+
+        s = task.snake
+        data = cached_heuristic_dataset(s.rules, s.board, s.observation, s.data_games, s.run_seed)
+        rules = make_snake_rules(s.rules, s.board)
+        seeds = snake_game_seeds(s)
+        for genome, seed in zip(task.genomes, task.seeds):
+            res, _ = train_and_play(genome, task.budget, seed, rules, s.observation, data, seeds)
+            out.append(_with_objectives(res, task.multi))
+        return out
+    from evonet.data.datasets import cached_dataset
+    from evonet.evaluators.accuracy import train_genome
+
+    data = cached_dataset(task.data)
+    for genome, seed in zip(task.genomes, task.seeds):
+        res, _ = train_genome(genome, task.model, data, task.budget, seed)
+        out.append(_with_objectives(res, task.multi))
+    return out
+
+
+@dataclass
+class Plan:
+    """Which genomes of a batch need training, and how to rebuild the full result list."""
+
+    todo: list[int]
+    problem: "HyperparamProblem"
+    hashes: list[str]
+
+    def merge(self, results: Sequence[EvalResult]) -> list[EvalResult]:
+        return self.problem._merge(self, list(results))
+
+
+class HyperparamProblem:
+    """Keras architectures and hyperparameters from a search space; see the module doc."""
+
+    low, up = 0.0, 1.0
+
+    def __init__(self, space: SearchSpace, data: DataRef | None, budget: TrainBudget, run_seed: int = 0,
+                 objectives: str = "accuracy", snake: SnakeFitness | None = None, eval_games: int = 1000,
+                 baseline: dict | None = None, dataset=None):
+        self.space = space
+        self.n_genes = space.n_genes
+        self.data = data
+        self.budget = budget
+        self.run_seed = int(run_seed)
+        self.objectives = objectives
+        self.multi = objectives == "accuracy+params"
+        self.snake = snake
+        self.eval_games = int(eval_games)
+        self.baseline = space.canonical(baseline) if baseline else None
+        self.dataset = dataset  # loaded in the driver (validation before training; finalize)
+        self.cache: dict[str, EvalResult] = {}
+        self.genomes_by_hash: dict[str, dict] = {}
+        self.first_seen: dict[str, int] = {}
+        self.trainings = 0
+        self.cache_hits = 0
+        self._generation = 0
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_config(cls, cfg) -> "HyperparamProblem":
+        from evonet.data.datasets import load_dataset
+
+        s = cfg.search
+        space = SearchSpace.load(resolve_space_path(s.space))
+        budget = TrainBudget(epochs=s.epochs, patience=s.patience, max_params=s.max_params)
+        baseline = None
+        if s.baseline is not None:
+            baseline = space.complete(s.baseline, "search.baseline")
+        if s.fitness == "snake":
+            if space.model != "mlp":
+                from evonet.errors import ConfigError
+
+                raise ConfigError(f"search.space: snake fitness needs an mlp space, {s.space} is a {space.model} space")
+            snake = SnakeFitness(cfg.snake.rules, cfg.snake.board, cfg.snake.observation, cfg.snake.games,
+                                 s.snake_data_games, cfg.seed)
+            return cls(space, None, budget, cfg.seed, s.objectives, snake, cfg.eval_games, baseline)
+        ref = DataRef(s.dataset, s.data_path, s.validation)
+        dataset = load_dataset(ref)  # bad files fail here, before any training
+        return cls(space, ref, budget, cfg.seed, s.objectives, None, cfg.eval_games, baseline, dataset)
+
+    # ------------------------------------------------------------------ Problem protocol
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        """DEAP fitness weights: maximise accuracy (and minimise parameters)."""
+        return (1.0, -1.0) if self.multi else (1.0,)
+
+    def init_genomes(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.space.sample(rng, n)
+
+    def seed_of(self, h: str) -> int:
+        return int(np.random.SeedSequence([self.run_seed, int(h, 16)]).generate_state(1)[0])
+
+    def plan_evaluations(self, genomes: np.ndarray) -> Plan:
+        """Dedupe a batch against the cache and itself; only ``todo`` rows are trained."""
+        hashes, todo, batch = [], [], set()
+        for i, g in enumerate(np.asarray(genomes, dtype=np.float64)):
+            canon = self.space.canonical(g)
+            h = self.space.genome_hash(canon)
+            hashes.append(h)
+            self.genomes_by_hash.setdefault(h, canon)
+            if h not in self.cache and h not in batch:
+                batch.add(h)
+                todo.append(i)
+        return Plan(todo, self, hashes)
+
+    def _merge(self, plan: Plan, results: list[EvalResult]) -> list[EvalResult]:
+        fresh = {}
+        for i, res in zip(plan.todo, results):
+            h = plan.hashes[i]
+            fresh[i] = res
+            self.trainings += 1
+            if not res.metrics.get("lost"):
+                self.cache[h] = res
+                self.first_seen.setdefault(h, self._generation)
+        out = []
+        for i, h in enumerate(plan.hashes):
+            if i in fresh:
+                out.append(fresh[i])
+                continue
+            hit = self.cache.get(h)
+            if hit is None:  # a duplicate of a genome of this batch whose worker was lost
+                hit = next(fresh[j] for j in plan.todo if plan.hashes[j] == h)
+            self.cache_hits += 1
+            out.append(dataclasses.replace(hit, metrics={**hit.metrics, "cached": 1.0}, seconds=0.0))
+        return out
+
+    def make_tasks(self, genomes, generation, indices, chunk, **_):
+        """Tasks for the (already deduplicated) genomes; ``chunk`` genomes per task."""
+        self._generation = int(generation)
+        canon = [self.space.canonical(g) for g in np.asarray(genomes, dtype=np.float64)]
+        seeds = [self.seed_of(self.space.genome_hash(c)) for c in canon]
+        chunk = max(1, int(chunk))
+        return [TrainTask(self.space.model, tuple(canon[i:i + chunk]), tuple(seeds[i:i + chunk]), self.data,
+                          self.budget, self.snake, self.multi)
+                for i in range(0, len(canon), chunk)]
+
+    @property
+    def evaluate_task(self):
+        return evaluate_train_task
+
+    @staticmethod
+    def failed_results(task: TrainTask, error: str) -> list[EvalResult]:
+        """A task that could not run (worker lost, timeout): failed, and not cached."""
+        return [EvalResult(fitness=float("-inf"), weight=0, metrics={"lost": 1.0}, error=error)
+                for _ in task.genomes]
+
+    def describe(self) -> dict:
+        out = {"genome": "hyperparameters", "space": self.space.to_dict(), "n_genes": self.n_genes,
+               "objectives": self.objectives, "budget": dataclasses.asdict(self.budget),
+               "fitness": "snake" if self.snake else "accuracy"}
+        if self.snake:
+            out["snake"] = dataclasses.asdict(self.snake)
+        if self.dataset is not None:
+            out["dataset"] = self.dataset.describe()
+        return out
+
+    def banner(self) -> str:
+        if self.snake:
+            what = (f"fitness = mean score over {self.snake.games} {self.snake.rules} {self.snake.board}x"
+                    f"{self.snake.board} games of the network trained on {self.snake.data_games} heuristic games")
+        else:
+            d = self.dataset
+            what = (f"dataset {d.name} ({len(d.y_train)} train / {len(d.y_val)} validation / {len(d.y_test)} test), "
+                    f"fitness = validation accuracy")
+        obj = ", NSGA-II on (accuracy, parameters)" if self.multi else ""
+        return (f"hyperparameter genome of {self.n_genes} genes (space {self.space.name}, {self.space.model}), "
+                f"{what}{obj}, at most {self.budget.epochs} epochs, patience {self.budget.patience}, "
+                f"max {self.budget.max_params} parameters")
+
+    def title(self) -> str:
+        return f"{self.space.name} on {'snake' if self.snake else self.dataset.name}"
+
+    # ------------------------------------------------------------------ the end of a run
+
+    def archive(self) -> list[dict]:
+        """Every genome trained in this run: hash, genome, fitness, params, error."""
+        rows = []
+        for h, res in self.cache.items():
+            rows.append({"hash": h, "first_generation": self.first_seen.get(h), "fitness": res.fitness,
+                         "params": res.metrics.get("params"), "error": res.error,
+                         "seconds": round(res.seconds, 3), "genome": self.genomes_by_hash.get(h)})
+        return rows
+
+    def pareto_front(self) -> list[dict]:
+        """Non-dominated successful genomes on (fitness max, params min), by params."""
+        pts = [r for r in self.archive() if r["error"] is None and r["params"] is not None]
+        front = []
+        for r in pts:
+            dominated = any((q["fitness"] >= r["fitness"] and q["params"] <= r["params"])
+                            and (q["fitness"] > r["fitness"] or q["params"] < r["params"]) for q in pts)
+            if not dominated:
+                front.append(r)
+        front.sort(key=lambda r: (r["params"], -r["fitness"]))
+        return front
+
+    def _plot_pareto(self, path: Path, front: list[dict]) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        pts = [r for r in self.archive() if r["error"] is None and r["params"]]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.scatter([r["params"] for r in pts], [r["fitness"] for r in pts], s=10, c="0.6", label="evaluated")
+        ax.plot([r["params"] for r in front], [r["fitness"] for r in front], "o-", c="C3", label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters")
+        ax.set_ylabel("mean score" if self.snake else "validation accuracy")
+        ax.set_title(f"{self.title()}: {len(pts)} genomes")
+        ax.legend()
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+
+    def finalize(self, store, result, stream) -> dict:
+        """Retrain the best genome (same seed), export ``best/model.keras``, score the test
+        split once (snake: play ``eval_games`` evaluation games), write ``best/summary.json``,
+        the Pareto front (``best/pareto.json``, ``best/pareto.png``) and ``evaluations.jsonl``."""
+        canon = self.space.canonical(np.asarray(result.best_genome, dtype=np.float64))
+        h = self.space.genome_hash(canon)
+        searched = self.cache.get(h)
+        for row in self.archive():
+            store.append_jsonl("evaluations.jsonl", row)
+        front = self.pareto_front()
+        store.write_json("best/pareto.json", front)
+        try:
+            self._plot_pareto(store.file("best/pareto.png"), front)
+        except Exception as exc:  # noqa: BLE001 - a plot never fails a run
+            stream.write(f"(no Pareto plot: {type(exc).__name__}: {exc})\n")
+        summary: dict[str, Any] = {
+            "space": self.space.name, "genome": canon, "hash": h,
+            "trainings": self.trainings,
+            "cache_hits": int(sum(r.get("cache_hits", 0) for r in result.logbook)),
+            "evaluations": int(sum(r.get("evals", 0) for r in result.logbook)),
+            "search_fitness": None if searched is None else searched.fitness,
+            "pareto_front_size": len(front),
+        }
+        t0 = time.perf_counter()
+        if self.snake:
+            summary.update(self._finalize_snake(store, canon, h, stream))
+        else:
+            summary.update(self._finalize_accuracy(store, canon, h, searched, stream, result))
+        summary["finalize_seconds"] = round(time.perf_counter() - t0, 2)
+        store.write_json("best/summary.json", summary)
+        return {"best": summary}
+
+    def _finalize_accuracy(self, store, canon, h, searched, stream, result) -> dict:
+        from evonet.evaluators.accuracy import accuracy, train_genome
+
+        d = self.dataset
+        res, model = train_genome(canon, self.space.model, d, self.budget, self.seed_of(h), keep_model=True)
+        if model is None:
+            stream.write(f"best genome could not be retrained: {res.error}\n")
+            return {"error": res.error}
+        path = store.file("best/model.keras")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+        test_acc = accuracy(model, d.x_test, d.y_test)  # the only use of the test split
+        out = {"dataset": d.describe(), "params": int(res.metrics["params"]), "epochs": int(res.metrics["epochs"]),
+               "val_accuracy": res.fitness, "test_accuracy": test_acc, "model": "best/model.keras",
+               "input": {"shape": [None, *d.input_shape], "dtype": "float32", "raw_scale": d.scale}}
+        stream.write(
+            f"best genome {h}: {json.dumps(canon)}\n"
+            f"  {out['params']} parameters, {out['epochs']} epochs; validation accuracy {res.fitness:.4f}"
+            f" (search: {searched.fitness:.4f}); test accuracy {test_acc:.4f} on {len(d.y_test)} test images\n"
+            f"  {self.trainings} trainings, {sum(r.get('cache_hits', 0) for r in result.logbook)} cache hits "
+            f"during the search; model: {path}\n"
+            if searched is not None else
+            f"best genome {h}: {json.dumps(canon)}\n  test accuracy {test_acc:.4f}; model: {path}\n"
+        )
+        return out
+
+    def _finalize_snake(self, store, canon, h, stream) -> dict:
+        from evonet import seeding
+        from evonet.evaluators.snake_train import cached_heuristic_dataset, to_mlp, train_and_play
+        from evonet.problems.snake_weights import make_snake_rules
+        from evonet.snake import save_agent
+
+        s = self.snake
+        rules = make_snake_rules(s.rules, s.board)
+        data = cached_heuristic_dataset(s.rules, s.board, s.observation, s.data_games, s.run_seed)
+        seeds = seeding.evaluation_game_seeds(max(1, self.eval_games))
+        rules_meta = {"name": s.rules, "width": s.board, "height": s.board}
+        out: dict[str, Any] = {"rules": rules_meta, "observation": s.observation,
+                               "training_steps": int(len(data[1])), "eval_seeds": f"0..{len(seeds) - 1}"}
+        entries = [("best", canon, h)]
+        if self.baseline is not None:
+            entries.append(("baseline", self.baseline, self.space.genome_hash(self.baseline)))
+        for label, genome, gh in entries:
+            res, model = train_and_play(genome, self.budget, self.seed_of(gh), rules, s.observation, data, seeds,
+                                        keep_model=True)
+            if model is None:
+                out[label] = {"genome": genome, "error": res.error}
+                stream.write(f"{label} {json.dumps(genome)}: failed: {res.error}\n")
+                continue
+            spec, flat = to_mlp(model, data[0].shape[1])
+            folder = "best" if label == "best" else f"best/{label}"
+            path = store.file(f"{folder}/model.keras")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            model.save(path)
+            save_agent(store.file(folder), spec, flat, s.observation, rules_meta,
+                       extra={"genome": genome, "run_seed": self.run_seed})
+            search = self.cache.get(gh)
+            out[label] = {"genome": genome, "hash": gh, "params": int(res.metrics["params"]),
+                          "imitation_accuracy": res.metrics["imitation_accuracy"],
+                          "search_fitness": None if search is None else search.fitness,
+                          "mean_score": res.fitness, "max_score": res.metrics["max_score"], "games": res.weight}
+            stream.write(f"{label} {json.dumps(genome)}: {out[label]['params']} parameters, imitation accuracy "
+                         f"{res.metrics['imitation_accuracy']:.3f}; mean score {res.fitness:.2f} (max "
+                         f"{res.metrics['max_score']:.0f}) over {res.weight} evaluation games\n")
+        return out
+
+
+def make_hyperparam_problem(cfg) -> HyperparamProblem:
+    return HyperparamProblem.from_config(cfg)

