@@ -1,0 +1,118 @@
+"""CMA-ES (DEAP's deap.cma behind ask / tell): determinism, bounds, global RNG untouched."""
+
+import numpy as np
+import pytest
+
+from evonet import config, seeding
+from evonet.cma_es import CMAES, numpy_random
+from evonet.executors import LocalExecutor
+from evonet.loop import run_evolution
+from evonet.problems import make_problem
+from evonet.problems.base import EvalResult
+from evonet.strategy import make_strategy
+
+TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed"}
+
+
+def run(seed=0, generations=3):
+    cfg = config.load(None, ["ga.algorithm=cma_es", "ga.population=8", f"ga.generations={generations}",
+                             "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3", f"seed={seed}"])
+    problem = make_problem(cfg)
+    genomes = problem.init_genomes(seeding.generator(cfg.seed, seeding.PURPOSE_INIT), cfg.ga.population)
+    es = make_strategy(cfg.ga, genomes, problem.low, problem.up, seeding.generator(cfg.seed, seeding.PURPOSE_STRATEGY))
+    assert isinstance(es, CMAES)
+    result = run_evolution(es, problem, LocalExecutor(), cfg.ga.generations, 0, cfg.ga.final_games)
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in result.logbook], result
+
+
+def test_same_seed_same_run_and_numpy_global_state_untouched():
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    a, ra = run()
+    b, rb = run()
+    assert np.array_equal(np.random.get_state()[1], before)
+    assert a == b
+    np.testing.assert_array_equal(ra.best_genome, rb.best_genome)
+    c, _ = run(seed=1)
+    assert c != a
+
+
+def test_numpy_random_restores_state_even_on_error():
+    np.random.seed(5)
+    state = np.random.get_state()[1].copy()
+    with pytest.raises(ZeroDivisionError):
+        with numpy_random(np.random.default_rng(0)):
+            np.random.standard_normal(3)
+            1 / 0
+    assert np.array_equal(np.random.get_state()[1], state)
+
+
+def test_centroid_moves_towards_the_better_half():
+    cfg = config.load(None, ["ga.algorithm=cma_es", "ga.population=16", "ga.bound=100"])
+    dim = 5
+    es = CMAES(cfg.ga, np.zeros((4, dim)), -100.0, 100.0, np.random.default_rng(0))
+    target = np.full(dim, 3.0)
+    distance = []
+    for _ in range(30):
+        pop = es.ask()
+        assert len(pop) == 16
+        fits = [-float(np.sum((np.asarray(ind) - target) ** 2)) for ind in pop]
+        es.tell(pop, [EvalResult(fitness=f, weight=1) for f in fits])
+        distance.append(float(np.linalg.norm(np.asarray(es.es.centroid) - target)))
+    assert distance[-1] < 0.1 * distance[0]
+    assert len(es.hof) == cfg.ga.hall_of_fame and np.allclose(es.hof[0], es.es.centroid)
+
+
+def test_genes_stay_in_bounds():
+    cfg = config.load(None, ["ga.algorithm=cma_es", "ga.population=8", "ga.sigma=50"])
+    es = CMAES(cfg.ga, np.zeros((2, 4)), -1.0, 1.0, np.random.default_rng(0))
+    pop = es.ask()
+    arr = np.asarray(pop)
+    assert arr.min() >= -1.0 and arr.max() <= 1.0 and np.any(np.abs(arr) == 1.0)
+
+
+def test_state_round_trip_continues_exactly():
+    from evonet.checkpoint import join_arrays, split_arrays
+
+    cfg = config.load(None, ["ga.algorithm=cma_es", "ga.population=8", "ga.bound=100"])
+
+    def fitness(pop):
+        return [EvalResult(fitness=-float(np.sum((np.asarray(ind) - 1.0) ** 2)), weight=1) for ind in pop]
+
+    a = CMAES(cfg.ga, np.zeros((2, 6)), -100.0, 100.0, np.random.default_rng(3))
+    for _ in range(4):
+        pop = a.ask()
+        a.tell(pop, fitness(pop))
+    blob, arrays = split_arrays(a.get_state())
+    b = CMAES(cfg.ga, np.zeros((2, 6)), -100.0, 100.0, np.random.default_rng(99))
+    b.set_state(join_arrays(blob, arrays))
+    for _ in range(3):
+        pa, pb = a.ask(), b.ask()
+        assert np.array_equal(np.asarray(pa), np.asarray(pb))
+        a.tell(pa, fitness(pa))
+        b.tell(pb, fitness(pb))
+    assert np.array_equal(a.es.centroid, b.es.centroid) and a.sigma == b.sigma
+
+
+def test_cma_es_run_resumes_to_the_same_result(tmp_path, evonet_cmd, subprocess_env):
+    import json
+    import subprocess
+
+    base = ["--set", "ga.algorithm=cma_es", "--set", "ga.population=6", "--set", "snake.games=2",
+            "--set", "ga.final_games=4", "--set", "eval_games=0", "--set", "ga.hall_of_fame=2"]
+
+    def logbook(run_dir):
+        rows = [json.loads(x) for x in (run_dir / "logbook.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+    def cli(*args):
+        proc = subprocess.run(evonet_cmd + list(args), env=subprocess_env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+
+    cli("run", *base, "--set", "ga.generations=4", "--out", str(tmp_path / "straight"))
+    cli("run", *base, "--set", "ga.generations=2", "--out", str(tmp_path / "resumed"))
+    cli("resume", str(tmp_path / "resumed"), "--set", "ga.generations=4")
+    assert logbook(tmp_path / "straight") == logbook(tmp_path / "resumed")
+    a = np.load(tmp_path / "straight" / "best" / "genome.npz")["genome"]
+    b = np.load(tmp_path / "resumed" / "best" / "genome.npz")["genome"]
+    np.testing.assert_array_equal(a, b)
