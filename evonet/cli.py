@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     br = bsub.add_parser("ray", help="Keras-training evals/s: in-process vs Ray on 1 and 2 workers (docs/ray.md)")
     br.add_argument("--json", action="store_true", help="print JSON only")
     br.add_argument("--evals", type=_positive_int, default=8, help="evaluations per executor (default 8)")
-    br.add_argument("--epochs", type=_positive_int, help="training epochs per evaluation (default 40: about 2 s)")
+    br.add_argument("--epochs", type=_positive_int, help="training epochs per evaluation (default 48: about 2 s)")
     bq = bsub.add_parser("search", help="evonet's GA vs KerasTuner RandomSearch on digits (docs/search.md)")
     bq.add_argument("--json", action="store_true", help="print JSON only")
     bq.add_argument("--space", default="dense_classifier", help="search space (default dense_classifier)")

@@ -1,12 +1,113 @@
 """Executors run a batch of evaluation tasks. The loop only ever calls ``executor.map``.
 
-``LocalExecutor`` evaluates in this process, in order. A Ray executor (one machine or a
-cluster) implements the same interface; ``import ray`` lives in this module only.
+``LocalExecutor`` evaluates in this process, in order. ``RayExecutor`` runs the same
+tasks on warm Ray workers (actors) on this machine or on a cluster and returns the
+results in task order, so a run gives the same results whatever executor and number of
+workers evaluate it. ``import ray`` lives in this module only, inside the functions that
+need it: ``import evonet`` stays fast and works without Ray.
+
+Shared data (a dataset, fixed arrays) is handed to the executor once with
+:meth:`share`; tasks carry the returned handle and the evaluation calls
+:func:`resolve` on it. With Ray the data goes into the object store once and each worker
+process fetches and caches it on first use.
+
+Errors made while building an executor (Ray missing, unreachable cluster, a cluster
+without the requested CPUs or GPUs, ``workers: 0``) are :class:`ExecutorError`
+subclasses of :class:`~evonet.errors.EvonetError`: the CLI prints them as one line and
+exits 2 before evolution starts.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import ipaddress
+import logging
+import math
+import os
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
+
+from evonet.errors import DependencyNotInstalled, EvonetError
+
+# ----------------------------------------------------------------------------- errors
+
+
+class ExecutorError(EvonetError):
+    """The executor could not be set up as the experiment asks (one-line message, exit 2)."""
+
+
+class ClusterUnreachable(ExecutorError):
+    """No Ray cluster answers at the given address, or it refused this client."""
+
+
+class InsufficientResources(ExecutorError):
+    """The Ray cluster lacks the CPUs or GPUs the workers ask for."""
+
+
+class EvaluationFailed(EvonetError):
+    """A task failed and the caller gave no ``on_error`` to turn it into failed results."""
+
+
+# ----------------------------------------------------------------------------- shared data
+
+
+@dataclass(frozen=True)
+class SharedValue:
+    """Shared data of an in-process executor: the value itself (nothing is copied)."""
+
+    value: Any
+
+    def get(self) -> Any:
+        return self.value
+
+
+#: Per-process cache of shared data fetched from the Ray object store (object id -> value).
+_SHARED_CACHE: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
+_SHARED_CACHE_SIZE = 4
+#: How many times this process fetched each shared object (object id -> count); tests read it.
+SHARED_FETCHES: collections.Counter = collections.Counter()
+
+
+@dataclass(frozen=True)
+class RaySharedValue:
+    """Shared data in the Ray object store; :meth:`get` fetches it once per process."""
+
+    ref: Any  # ray.ObjectRef
+
+    @property
+    def key(self) -> str:
+        return self.ref.hex()
+
+    def get(self) -> Any:
+        key = self.key
+        if key in _SHARED_CACHE:
+            _SHARED_CACHE.move_to_end(key)
+            return _SHARED_CACHE[key]
+        import ray
+
+        value = ray.get(self.ref)
+        SHARED_FETCHES[key] += 1
+        _SHARED_CACHE[key] = value
+        while len(_SHARED_CACHE) > _SHARED_CACHE_SIZE:
+            _SHARED_CACHE.popitem(last=False)
+        return value
+
+
+def resolve(data: Any) -> Any:
+    """The value behind a handle from ``executor.share`` (any other object is returned as is)."""
+    if isinstance(data, (SharedValue, RaySharedValue)):
+        return data.get()
+    return data
+
+
+# ----------------------------------------------------------------------------- local
 
 
 class LocalExecutor:
@@ -20,19 +121,27 @@ class LocalExecutor:
         fn: Callable[[Any], Any],
         tasks: Iterable[Any],
         on_error: Callable[[Any, str], Any] | None = None,
+        on_result: Callable[[Any], None] | None = None,
     ) -> list[Any]:
         """``[fn(t) for t in tasks]``; with ``on_error``, a task that raises gives
-        ``on_error(task, message)`` instead of stopping the batch."""
+        ``on_error(task, message)`` instead of stopping the batch. ``on_result(r)`` (optional)
+        is called with each task's result as soon as it is there (progress reporting)."""
         out = []
         for task in tasks:
             if on_error is None:
                 out.append(fn(task))
-                continue
-            try:
-                out.append(fn(task))
-            except Exception as exc:  # noqa: BLE001 - reported as a failed evaluation
-                out.append(on_error(task, f"{type(exc).__name__}: {exc}"))
+            else:
+                try:
+                    out.append(fn(task))
+                except Exception as exc:  # noqa: BLE001 - reported as a failed evaluation
+                    out.append(on_error(task, f"{type(exc).__name__}: {exc}"))
+            if on_result is not None:
+                on_result(out[-1])
         return out
+
+    def share(self, value: Any) -> SharedValue:
+        """A handle to ``value`` for tasks (see :func:`resolve`)."""
+        return SharedValue(value)
 
     def close(self) -> None:
         pass
@@ -44,8 +153,541 @@ class LocalExecutor:
         self.close()
 
 
-def make_executor(cfg) -> LocalExecutor:
+# ----------------------------------------------------------------------------- Ray
+
+
+def import_ray():
+    """The ``ray`` module, or a one-line :class:`DependencyNotInstalled` with the install hint."""
+    try:
+        import ray
+    except ImportError:
+        raise DependencyNotInstalled(
+            "executor.kind=ray needs Ray, which is not installed: pip install 'ray>=2.40'"
+        ) from None
+    return ray
+
+
+def _one_line(text: Any, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short_temp_root() -> str:
+    """A base for Ray's temp dir: RAY_TMPDIR or the system temp dir, if short enough.
+
+    Ray puts unix sockets under ``<temp>/session_<date>_<pid>/sockets/``, and a socket path
+    may not exceed 107 bytes, so a long base falls back to /tmp.
+    """
+    base = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
+    # <base>/evr-XXXXXXXX/session_YYYY-MM-DD_hh-mm-ss_uuuuuu_PID/sockets/plasma_store
+    longest = len(base) + len("/evr-xxxxxxxx") + len("/session_2026-01-01_00-00-00_000000_4194304") + 21
+    return base if longest <= 107 and os.path.isdir(base) else "/tmp"
+
+
+class LocalRay:
+    """Ray started in this process for this machine only, stopped by :meth:`close`.
+
+    Dashboard off, logs at ERROR and worker output not forwarded, temporary files in a
+    fresh temp dir (removed on close), every service bound to 127.0.0.1, usage stats off.
+    Token authentication stays on (Ray's default for local clusters) with a random token
+    of this process, so nothing is written to ``~/.ray``.
+    """
+
+    def __init__(self, num_cpus: float | None = None, num_gpus: float | None = None,
+                 object_store_memory: int | None = None):
+        ray = import_ray()
+        if ray.is_initialized():
+            raise ExecutorError("Ray is already running in this process")
+        self._env_set: list[str] = []
+        for key, value in (("RAY_USAGE_STATS_ENABLED", "0"),):
+            if key not in os.environ:
+                os.environ[key] = value
+                self._env_set.append(key)
+        if (os.environ.get("RAY_AUTH_MODE", "token").lower() == "token"
+                and not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH")):
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+            self._env_set.append("RAY_AUTH_TOKEN")
+        self.temp_dir = tempfile.mkdtemp(prefix="evr-", dir=_short_temp_root())
+        kwargs: dict[str, Any] = dict(
+            include_dashboard=False,
+            _temp_dir=self.temp_dir,
+            _node_ip_address="127.0.0.1",
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+        )
+        if num_cpus is not None:
+            kwargs["num_cpus"] = num_cpus
+        if num_gpus is not None:
+            kwargs["num_gpus"] = num_gpus
+        if object_store_memory is not None:
+            kwargs["object_store_memory"] = int(object_store_memory)
+        try:
+            ray.init(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            self.close()
+            raise ExecutorError(f"could not start Ray on this machine: {_one_line(exc)}") from None
+
+    def close(self) -> None:
+        ray = import_ray()
+        if ray.is_initialized():
+            ray.shutdown()
+        if getattr(self, "temp_dir", None):
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
+        for key in getattr(self, "_env_set", []):
+            os.environ.pop(key, None)
+        self._env_set = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _check_address(address: str) -> tuple[str, int] | None:
+    """(host, port) of ``HOST:PORT`` (``ray://HOST:PORT`` too), None for ``auto``."""
+    if address == "auto":
+        return None
+    text = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ExecutorError(f"executor.address: expected HOST:PORT (or 'auto'), got {address!r}")
+    return host, int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _fd2_silenced():
+    """File descriptor 2 to /dev/null for the duration (Ray's C++ logs included)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _token_refused(address: str) -> ClusterUnreachable:
+    return ClusterUnreachable(
+        f"the Ray cluster at {address} refused this client's token: set RAY_AUTH_MODE=token and the "
+        "cluster's token (RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH) in the environment of evonet"
+    )
+
+
+def _check_token(address: str) -> None:
+    """Ask the cluster's GCS once whether it accepts this client, before ``ray.init``
+    (which would retry for 20 s, logging a line a second, when the token is wrong)."""
+    try:
+        from ray._raylet import GcsClient
+        from ray.exceptions import AuthenticationError
+    except ImportError:  # another Ray layout: let ray.init report
+        return
+    try:
+        with _fd2_silenced():
+            GcsClient(address=address).cluster_id
+    except AuthenticationError:
+        raise _token_refused(address) from None
+    except Exception:  # noqa: BLE001 - anything else: ray.init reports it
+        return
+
+
+def _connect(address: str, connect_timeout_s: float) -> None:
+    """``ray.init(address)`` with a fast reachability check and one-line errors."""
+    hostport = _check_address(address)
+    if hostport is not None:
+        try:
+            socket.create_connection(hostport, timeout=connect_timeout_s).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ClusterUnreachable(
+                f"cannot reach a Ray cluster at {address} ({reason}); start one with `ray start --head` "
+                "or fix executor.address / --address / RAY_ADDRESS"
+            ) from None
+    ray = import_ray()
+    if hostport is not None and not address.startswith("ray://"):
+        _check_token(address)
+    kwargs: dict[str, Any] = dict(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    if hostport is not None and _is_loopback(hostport[0]) and not address.startswith("ray://"):
+        kwargs["_node_ip_address"] = "127.0.0.1"
+    try:
+        ray.init(**kwargs)
+    except Exception as exc:  # noqa: BLE001
+        text = _one_line(exc)
+        cause = exc.__cause__
+        if "uthentication" in text or "uthentication" in str(cause):
+            raise _token_refused(address) from None
+        raise ClusterUnreachable(f"cannot connect to the Ray cluster at {address}: {text}") from None
+
+
+class _EvalWorker:
+    """A warm Ray worker (actor): runs ``fn(task)`` calls one at a time.
+
+    It lives as long as the executor, so modules an evaluation imports (TensorFlow) are
+    imported once per worker, and shared data is fetched once per worker. TensorFlow uses
+    one thread per worker (:func:`evonet.tf_utils.import_keras`'s default) and, on a GPU,
+    allocates memory as it needs it (``TF_FORCE_GPU_ALLOW_GROWTH``).
+    """
+
+    def __init__(self, gpus: float):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if gpus > 0:
+            os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+        self.calls = 0
+
+    def info(self) -> dict:
+        import ray
+
+        ctx = ray.get_runtime_context()
+        return {
+            "pid": os.getpid(),
+            "node": ctx.get_node_id(),
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "calls": self.calls,
+        }
+
+    def run(self, fn: Callable[[Any], Any], task: Any) -> Any:
+        self.calls += 1
+        return fn(task)
+
+
+_ACTOR_CLASS = None
+
+
+def _actor_class():
+    global _ACTOR_CLASS
+    if _ACTOR_CLASS is None:
+        _ACTOR_CLASS = import_ray().remote(_EvalWorker)
+    return _ACTOR_CLASS
+
+
+def _per_gpu(gpus_per_eval: float) -> int:
+    """How many evaluations one GPU holds at once (fractions: floor(1 / g))."""
+    return max(1, math.floor(1.0 / gpus_per_eval + 1e-9)) if gpus_per_eval <= 1 else 0
+
+
+def _node_capacity(resources: dict, cpus: float, gpus: float) -> int:
+    """How many workers of (cpus, gpus) one node can hold."""
+    cap = 10**9
+    if cpus > 0:
+        cap = min(cap, math.floor(resources.get("CPU", 0.0) / cpus + 1e-9))
+    if gpus > 0:
+        n_gpu = math.floor(resources.get("GPU", 0.0) + 1e-9)
+        cap = min(cap, n_gpu * _per_gpu(gpus) if gpus <= 1 else math.floor(n_gpu / gpus + 1e-9))
+    return cap
+
+
+class RayExecutor:
+    """Evaluate tasks on ``workers`` warm Ray workers, results in task order.
+
+    Args:
+        workers: number of worker processes (Ray actors), each running one task at a time.
+        address: a running cluster (``HOST:PORT``, ``ray://HOST:PORT`` or ``auto``); None:
+            ``RAY_ADDRESS`` if set, else Ray is started on this machine (:class:`LocalRay`)
+            and stopped on :meth:`close`. If Ray is already initialised in this process,
+            that instance is used and left running.
+        cpus_per_eval, gpus_per_eval: resources each worker holds (fractional GPUs share a
+            GPU: 0.25 lets four workers train on one GPU).
+        eval_timeout_s: a task running longer is cancelled (its worker is killed and
+            restarted) and scored with ``on_error``; None: no limit.
+        max_retries: how many times a task whose worker died (killed, crashed, node lost)
+            is run again before it is scored with ``on_error``.
+        num_cpus, num_gpus: resources of a Ray started here (default: what Ray detects).
+        connect_timeout_s: how long to wait for the cluster's port to answer.
+        start_timeout_s: how long to wait for the workers to start.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        workers: int = 1,
+        address: str | None = None,
+        cpus_per_eval: float = 1.0,
+        gpus_per_eval: float = 0.0,
+        eval_timeout_s: float | None = None,
+        max_retries: int = 3,
+        *,
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+        connect_timeout_s: float = 5.0,
+        start_timeout_s: float = 120.0,
+    ):
+        if not isinstance(workers, int) or workers < 1:
+            raise ExecutorError(f"executor.workers: must be >= 1, got {workers}")
+        if cpus_per_eval < 0:
+            raise ExecutorError(f"executor.cpus_per_eval: must be >= 0, got {cpus_per_eval}")
+        if gpus_per_eval < 0:
+            raise ExecutorError(f"executor.gpus_per_eval: must be >= 0, got {gpus_per_eval}")
+        if gpus_per_eval > 1 and gpus_per_eval != int(gpus_per_eval):
+            raise ExecutorError(
+                f"executor.gpus_per_eval: above 1 it must be a whole number of GPUs, got {gpus_per_eval}"
+            )
+        if eval_timeout_s is not None and eval_timeout_s <= 0:
+            raise ExecutorError(f"executor.eval_timeout_s: must be > 0, got {eval_timeout_s}")
+        if max_retries < 0:
+            raise ExecutorError(f"executor.max_retries: must be >= 0, got {max_retries}")
+        self.workers = workers
+        self.cpus_per_eval = float(cpus_per_eval)
+        self.gpus_per_eval = float(gpus_per_eval)
+        self.eval_timeout_s = eval_timeout_s
+        self.max_retries = max_retries
+        self.start_timeout_s = start_timeout_s
+        self.stats = collections.Counter()  # tasks, retries, timeouts, failed, restarts
+        self._local: LocalRay | None = None
+        self._actors: list[Any] = []
+        self._info: list[dict | None] = []
+        self._probing: dict[Any, int] = {}
+        self._shared: list[Any] = []
+        self._closed = False
+        ray = import_ray()
+        self._ray = ray
+        if ray.is_initialized():
+            self.mode = "attached"
+        else:
+            address = address or os.environ.get("RAY_ADDRESS") or None
+            if address:
+                _connect(address, connect_timeout_s)
+                self.mode = f"cluster {address}"
+            else:
+                self._local = LocalRay(num_cpus=num_cpus, num_gpus=num_gpus)
+                self.mode = "local"
+        try:
+            self._check_resources()
+            self._start_workers()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_config(cls, ex) -> "RayExecutor":
+        """From an :class:`~evonet.config.ExecutorConfig`."""
+        return cls(
+            workers=ex.workers, address=ex.address, cpus_per_eval=ex.cpus_per_eval, gpus_per_eval=ex.gpus_per_eval,
+            eval_timeout_s=ex.eval_timeout_s, max_retries=ex.max_retries,
+        )
+
+    # ------------------------------------------------------------------ setup
+
+    def _check_resources(self) -> None:
+        ray = self._ray
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        cpus = sum(n.get("CPU", 0.0) for n in nodes)
+        gpus = sum(n.get("GPU", 0.0) for n in nodes)
+        where = f"the Ray cluster ({len(nodes)} node{'s' if len(nodes) != 1 else ''}) has {cpus:g} CPUs and {gpus:g} GPUs"
+        c, g = self.cpus_per_eval, self.gpus_per_eval
+        if g > 0 and gpus == 0:
+            raise InsufficientResources(
+                f"executor.gpus_per_eval: each evaluation asks for {g:g} GPU, but {where}; "
+                "set executor.gpus_per_eval: 0 or use a cluster with GPUs"
+            )
+        if not any(_node_capacity(n, c, g) >= 1 for n in nodes):
+            raise InsufficientResources(
+                f"executor: no node can hold one evaluation of {c:g} CPU and {g:g} GPU; {where}"
+            )
+        capacity = sum(_node_capacity(n, c, g) for n in nodes)
+        if capacity < self.workers:
+            raise InsufficientResources(
+                f"executor.workers: {self.workers} workers of {c:g} CPU and {g:g} GPU each do not fit, {where} "
+                f"(room for {capacity}); lower executor.workers, executor.cpus_per_eval or executor.gpus_per_eval"
+            )
+
+    def _new_actor(self):
+        return _actor_class().options(
+            num_cpus=self.cpus_per_eval,
+            num_gpus=self.gpus_per_eval,
+            max_restarts=-1,  # a killed worker comes back; evonet itself bounds retries per task
+            max_task_retries=0,  # a task is re-run by map(), never behind its back (timeouts)
+            scheduling_strategy="SPREAD",
+        ).remote(self.gpus_per_eval)
+
+    def _start_workers(self) -> None:
+        ray = self._ray
+        self._actors = [self._new_actor() for _ in range(self.workers)]
+        refs = [a.info.remote() for a in self._actors]
+        ready, pending = ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout_s)
+        if pending:
+            raise ExecutorError(
+                f"executor: only {len(ready)} of {self.workers} Ray workers started within "
+                f"{self.start_timeout_s:g} s (is the cluster busy?)"
+            )
+        self._info = ray.get(refs)
+
+    # ------------------------------------------------------------------ API
+
+    def worker_info(self) -> list[dict]:
+        """pid, node id, GPU ids, CUDA_VISIBLE_DEVICES and calls of every worker (live query)."""
+        return self._ray.get([a.info.remote() for a in self._actors])
+
+    def share(self, value: Any) -> RaySharedValue:
+        """Put ``value`` into the object store once; tasks carry the handle (see :func:`resolve`)."""
+        ref = self._ray.put(value)
+        self._shared.append(ref)  # keeps the object alive as long as the executor
+        return RaySharedValue(ref)
+
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Any],
+        on_error: Callable[[Any, str], Any] | None = None,
+        on_result: Callable[[Any], None] | None = None,
+    ) -> list[Any]:
+        """``[fn(t) for t in tasks]`` on the workers, in task order.
+
+        A task whose worker dies is run again (up to ``max_retries`` times); a task that
+        raises, runs out of retries or passes ``eval_timeout_s`` gives
+        ``on_error(task, message)``, or raises :class:`EvaluationFailed` without ``on_error``.
+        ``on_result(result)`` is called as each task finishes, in completion order.
+        """
+        if self._closed:
+            raise RuntimeError("RayExecutor is closed")
+        ray = self._ray
+        from ray.exceptions import ActorDiedError, RayError, RayTaskError
+
+        tasks = list(tasks)
+        results: list[Any] = [None] * len(tasks)
+        queue = collections.deque(range(len(tasks)))
+        attempts = [0] * len(tasks)
+        probing = self._probing  # ref of an info() call -> worker coming back from a restart
+        idle = collections.deque(a for a in range(len(self._actors)) if a not in probing.values())
+        running: dict[Any, tuple[int, int, float]] = {}  # ref -> (task, worker, start)
+        limit = self.eval_timeout_s
+
+        def finish(i: int, result: Any) -> None:
+            results[i] = result
+            if on_result is not None:
+                on_result(result)
+
+        def fail(i: int, message: str) -> None:
+            self.stats["failed"] += 1
+            if on_error is None:
+                raise EvaluationFailed(f"task {i}: {message}")
+            finish(i, on_error(tasks[i], message))
+
+        def probe(a: int) -> None:
+            probing[self._actors[a].info.remote()] = a
+
+        while queue or running:
+            while queue and idle:
+                i, a = queue.popleft(), idle.popleft()
+                ref = self._actors[a].run.remote(fn, tasks[i])
+                running[ref] = (i, a, time.monotonic())
+                self.stats["tasks"] += 1
+            wait_s = None
+            if limit is not None and running:
+                wait_s = max(0.0, min(t0 for _, _, t0 in running.values()) + limit - time.monotonic())
+            refs = list(running) + list(probing)
+            if not refs:  # no worker at all (cannot happen: every worker is idle, running or probed)
+                raise RuntimeError("RayExecutor has no workers")
+            if not running:  # every worker is coming back from a restart: wait, but not forever
+                wait_s = self.start_timeout_s
+            done, _ = ray.wait(refs, num_returns=1, timeout=wait_s)
+            if not done and not running:
+                for i in list(queue):
+                    fail(i, f"no Ray worker came back within {self.start_timeout_s:g} s (node lost?)")
+                queue.clear()
+                break
+            for ref in done:
+                if ref in probing:
+                    a = probing.pop(ref)
+                    try:
+                        self._info[a] = ray.get(ref)
+                        idle.append(a)
+                    except ActorDiedError:  # gone for good (e.g. its node left): a new worker
+                        self._actors[a] = self._new_actor()
+                        probe(a)
+                    except RayError:  # still restarting
+                        time.sleep(0.1)
+                        probe(a)
+                    continue
+                i, a, _ = running.pop(ref)
+                try:
+                    value = ray.get(ref)
+                except RayTaskError as exc:  # the evaluation itself raised: no retry
+                    idle.append(a)
+                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                    if on_error is None:
+                        raise EvaluationFailed(f"task {i}: {type(cause).__name__}: {_one_line(cause)}") from cause
+                    self.stats["failed"] += 1
+                    finish(i, on_error(tasks[i], f"{type(cause).__name__}: {_one_line(cause)}"))
+                except RayError as exc:  # the worker died under the task: run it again
+                    self.stats["restarts"] += 1
+                    probe(a)
+                    attempts[i] += 1
+                    if attempts[i] <= self.max_retries:
+                        self.stats["retries"] += 1
+                        queue.appendleft(i)
+                    else:
+                        fail(i, f"worker lost {attempts[i]} times: {type(exc).__name__}: {_one_line(exc, 200)}")
+                else:
+                    idle.append(a)
+                    finish(i, value)
+            if limit is not None:
+                now = time.monotonic()
+                for ref, (i, a, t0) in list(running.items()):
+                    if now - t0 >= limit:
+                        del running[ref]
+                        self.stats["timeouts"] += 1
+                        ray.kill(self._actors[a], no_restart=False)  # cancels the call; the worker restarts
+                        probe(a)
+                        fail(i, f"timeout: evaluation ran longer than eval_timeout_s={limit:g} s and was cancelled")
+        return results
+
+    def close(self) -> None:
+        """Stop the workers (and Ray, if this executor started it)."""
+        if self._closed:
+            return
+        self._closed = True
+        ray = self._ray
+        if ray.is_initialized():
+            for actor in self._actors:
+                try:
+                    ray.kill(actor, no_restart=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+        self._actors, self._shared = [], []
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+        elif self.mode.startswith("cluster") and ray.is_initialized():
+            ray.shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            if not self._closed and self._local is not None:
+                self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def make_executor(cfg) -> LocalExecutor | RayExecutor:
     """The executor an experiment's ``executor`` section describes."""
     if cfg.executor.kind == "local":
         return LocalExecutor()
+    if cfg.executor.kind == "ray":
+        return RayExecutor.from_config(cfg.executor)
     raise ValueError(f"unknown executor {cfg.executor.kind!r}")

@@ -17,15 +17,16 @@ python -m pytest -m "not ray" "$@" || status=$?
 [ $status -eq 5 ] && status=0   # no test selected is not a failure of the suite
 
 if ls tests/ray 2>/dev/null | grep -q '^test_'; then
-  LOOPBACK=""
+  mkdir -p "$RAY_TMPDIR"   # short path: Ray's unix sockets live below it
+  LOOPBACK=()
   if [ -x "$ROOT/../shared/bin/loopback-only" ] && "$ROOT/../shared/bin/loopback-only" true 2>/dev/null; then
-    LOOPBACK="$ROOT/../shared/bin/loopback-only"
+    LOOPBACK=("$ROOT/../shared/bin/loopback-only")
   elif unshare --net --map-root-user true 2>/dev/null; then
-    LOOPBACK="unshare --net --map-root-user -- bash -c 'ip link set lo up && exec \"\$@\"' loopback"
+    LOOPBACK=(unshare --net --map-root-user -- bash -c 'ip link set lo up && exec "$@"' loopback)
   fi
-  if [ -n "$LOOPBACK" ]; then
+  if [ ${#LOOPBACK[@]} -gt 0 ]; then
     rstatus=0
-    eval "$LOOPBACK" python -m pytest -m ray "$@" || rstatus=$?
+    "${LOOPBACK[@]}" python -m pytest -m ray "$@" || rstatus=$?
     [ $rstatus -eq 5 ] && rstatus=0
     [ $rstatus -ne 0 ] && status=$rstatus
   else
