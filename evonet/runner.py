@@ -287,6 +287,8 @@ def _evolve(cfg, problem, executor, store: RunStore, strategy, out_log: RunLog, 
     try:
         with guard.installed():
             with executor:  # closed after evolution: the workers are not needed for the rest
+                if hasattr(problem, "share_data"):  # data every evaluation needs: sent once
+                    problem.share_data(executor)
                 result = run_evolution(
                     strategy, problem, executor, generations, cfg.executor.chunk, cfg.ga.final_games, hooks,
                     start_state=start_state, stopping=StoppingRules.from_config(cfg.stop),

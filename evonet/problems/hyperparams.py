@@ -34,6 +34,7 @@ import numpy as np
 
 from evonet.data.datasets import DataRef
 from evonet.evaluators.accuracy import TrainBudget
+from evonet.executors import resolve
 from evonet.problems.base import EvalResult
 from evonet.space import SearchSpace, resolve_space_path
 
@@ -57,7 +58,10 @@ class TrainTask:
     model: str
     genomes: tuple
     seeds: tuple
-    data: DataRef | None
+    #: what to train on: a DataRef (each worker loads it once), a handle from
+    #: ``executor.share`` (the data sent once, through Ray's object store), or None
+    #: (snake fitness: the heuristic's games, recorded by the worker)
+    data: Any
     budget: TrainBudget
     snake: SnakeFitness | None = None
     multi: bool = False
@@ -83,7 +87,10 @@ def evaluate_train_task(task: TrainTask) -> list[EvalResult]:
         from evonet.problems.snake_weights import make_snake_rules
 
         s = task.snake
-        data = cached_heuristic_dataset(s.rules, s.board, s.observation, s.data_games, s.run_seed)
+        if task.data is not None:
+            data = resolve(task.data)
+        else:
+            data = cached_heuristic_dataset(s.rules, s.board, s.observation, s.data_games, s.run_seed)
         rules = make_snake_rules(s.rules, s.board)
         seeds = snake_game_seeds(s)
         for genome, seed in zip(task.genomes, task.seeds):
@@ -93,7 +100,7 @@ def evaluate_train_task(task: TrainTask) -> list[EvalResult]:
     from evonet.data.datasets import cached_dataset
     from evonet.evaluators.accuracy import train_genome
 
-    data = cached_dataset(task.data)
+    data = cached_dataset(task.data) if isinstance(task.data, DataRef) else resolve(task.data)
     for genome, seed in zip(task.genomes, task.seeds):
         res, _ = train_genome(genome, task.model, data, task.budget, seed)
         out.append(_with_objectives(res, task.multi))
@@ -131,6 +138,7 @@ class HyperparamProblem:
         self.eval_games = int(eval_games)
         self.baseline = space.canonical(baseline) if baseline else None
         self.dataset = dataset  # loaded in the driver (validation before training; finalize)
+        self.shared = None  # the training data handed to the executor once (share_data)
         self.cache: dict[str, EvalResult] = {}
         self.genomes_by_hash: dict[str, dict] = {}
         self.first_seen: dict[str, int] = {}
@@ -209,13 +217,35 @@ class HyperparamProblem:
             out.append(dataclasses.replace(hit, metrics={**hit.metrics, "cached": 1.0}, seconds=0.0))
         return out
 
+    def share_data(self, executor) -> None:
+        """Hand the training data to ``executor`` once, before the first evaluation.
+
+        Tasks then carry the handle instead of the data: with Ray the data goes into the
+        object store once and each worker fetches it once (on another node too, where the
+        dataset file may not exist). The test split stays in the driver: it is used once,
+        for the final best, in :meth:`finalize`. Snake fitness shares the heuristic's
+        recorded games, so the workers do not each play them again.
+        """
+        if self.snake is not None:
+            from evonet.evaluators.snake_train import cached_heuristic_dataset
+
+            s = self.snake
+            data = cached_heuristic_dataset(s.rules, s.board, s.observation, s.data_games, s.run_seed)
+        elif self.dataset is not None:
+            empty_x = self.dataset.x_test[:0]
+            data = dataclasses.replace(self.dataset, x_test=empty_x, y_test=self.dataset.y_test[:0])
+        else:
+            return
+        self.shared = executor.share(data)
+
     def make_tasks(self, genomes, generation, indices, chunk, **_):
         """Tasks for the (already deduplicated) genomes; ``chunk`` genomes per task."""
         self._generation = int(generation)
         canon = [self.space.canonical(g) for g in np.asarray(genomes, dtype=np.float64)]
         seeds = [self.seed_of(self.space.genome_hash(c)) for c in canon]
         chunk = max(1, int(chunk))
-        return [TrainTask(self.space.model, tuple(canon[i:i + chunk]), tuple(seeds[i:i + chunk]), self.data,
+        return [TrainTask(self.space.model, tuple(canon[i:i + chunk]), tuple(seeds[i:i + chunk]),
+                          self.data if self.shared is None else self.shared,
                           self.budget, self.snake, self.multi)
                 for i in range(0, len(canon), chunk)]
 

@@ -168,3 +168,18 @@ def max_overlap(spans) -> int:
 
 def same_genomes(a, b) -> bool:
     return np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def fetch_counts(_):
+    """This worker's pid and how many times it fetched each shared object."""
+    from evonet.executors import SHARED_FETCHES
+
+    return {"pid": os.getpid(), "fetches": dict(SHARED_FETCHES)}
+
+
+def tiny_search_config(*overrides: str):
+    """A digits architecture search small enough for a test (dense nets, one epoch)."""
+    root = Path(__file__).resolve().parents[2]
+    return config.load(root / "experiments" / "digits_search.yaml", [
+        "search.space=dense_classifier", "ga.population=4", "ga.offspring=4", "ga.generations=1",
+        "search.epochs=1", "search.patience=0", "ga.hall_of_fame=2", *overrides])

@@ -81,6 +81,27 @@ def test_shared_data_goes_to_the_object_store_once(ray_session):
     assert len({r["pid"] for r in out}) == 2
 
 
+def test_search_dataset_goes_to_the_object_store_once_same_results(ray_session):
+    cfg = h.tiny_search_config()
+    local_log, local = h.evolve(cfg, LocalExecutor())
+    cfg_ray = h.tiny_search_config("executor.kind=ray", "executor.workers=2", "executor.chunk=1")
+    problem = make_problem(cfg_ray)
+    with RayExecutor.from_config(cfg_ray.executor) as ex:
+        problem.share_data(ex)  # as the runner does before the first generation
+        assert isinstance(problem.shared, RaySharedValue)
+        task = problem.make_tasks(problem.init_genomes(np.random.default_rng(0), 2), 0, range(2), 1)[0]
+        assert len(pickle.dumps(task)) < 5000  # a reference to the data, not the digits
+        log, result = h.evolve(cfg_ray, ex, problem)
+        counts = ex.map(h.fetch_counts, range(2))
+    assert log == local_log
+    assert result.best_fitness == local.best_fitness
+    assert len({c["pid"] for c in counts}) == 2
+    # both workers trained, each fetched the dataset exactly once
+    assert all(c["fetches"] == {problem.shared.key: 1} for c in counts), counts
+    shipped = problem.shared.get()
+    assert len(shipped.y_test) == 0 and len(shipped.y_train) == len(problem.dataset.y_train)  # no test split
+
+
 def test_hanging_evaluation_is_cancelled_and_scored_failed(ray_session):
     with RayExecutor(workers=2, eval_timeout_s=2.0) as ex:
         t0 = time.monotonic()
