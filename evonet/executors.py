@@ -222,7 +222,11 @@ class LocalRay:
         if object_store_memory is not None:
             kwargs["object_store_memory"] = int(object_store_memory)
         try:
-            ray.init(**kwargs)
+            # Ray's C++ start-up warnings (e.g. "Failed to determine local IP via external
+            # connectivity" on a machine without a route out) go to fd 2, past Python's
+            # logging: hidden; a failed start still raises, and is reported below
+            with _fd2_silenced():
+                ray.init(**kwargs)
         except Exception as exc:  # noqa: BLE001
             self.close()
             raise ExecutorError(f"could not start Ray on this machine: {_one_line(exc)}") from None
@@ -328,7 +332,8 @@ def _connect(address: str, connect_timeout_s: float) -> None:
     if hostport is not None and _is_loopback(hostport[0]) and not address.startswith("ray://"):
         kwargs["_node_ip_address"] = "127.0.0.1"
     try:
-        ray.init(**kwargs)
+        with _fd2_silenced():  # Ray's C++ start-up warnings (see LocalRay)
+            ray.init(**kwargs)
     except Exception as exc:  # noqa: BLE001
         text = _one_line(exc)
         cause = exc.__cause__
