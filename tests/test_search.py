@@ -148,7 +148,7 @@ def test_codelab_cnn_is_a_point_of_the_cnn_space():
                "strides_2": 2, "filters_3": 32, "kernel_3": 6, "strides_3": 2, "pooling": "none",
                "activation": "relu", "batch_norm": True, "dense_units": 200, "dropout": 0.3, "optimizer": "adam",
                "learning_rate": 0.02, "lr_schedule": "exponential", "lr_decay": 0.666, "batch_size": 128,
-               "epochs": 10}
+               "epochs": 10, "shift": 0.0, "rotation": 0.0, "zoom": 0.0}  # no augmentation
     canon = space.canonical(space.encode(codelab))
     assert canon == codelab
     from evonet.models import learning_rate_at
@@ -183,6 +183,80 @@ def test_model_takes_raw_inputs_and_survives_save_load(digits, tmp_path):
     out = np.asarray(loaded.predict(raw, verbose=0))
     assert out.shape == (5, 10)
     np.testing.assert_allclose(out, np.asarray(model.predict(raw, verbose=0)), rtol=1e-5, atol=1e-6)
+
+
+def test_training_is_deterministic_one_thread_and_batch_norm_scores_validation(digits):
+    """Same seed, same training (the one-thread pipeline shuffles from the seed); batch
+    norm's moving statistics keep up with a short training (momentum 0.9): a conv net with
+    batch norm scores well above chance on the validation split after 3 epochs."""
+    from evonet.evaluators.accuracy import TrainBudget, best_epoch, one_thread_batches, train_genome
+    from evonet.models import BN_MOMENTUM
+    from evonet.tf_utils import import_keras
+
+    keras = import_keras()
+    genome = {"conv_blocks": 2, "filters_1": 16, "kernel_1": 3, "filters_2": 16, "kernel_2": 3, "strides_2": 1,
+              "pooling": "max", "batch_norm": True, "dense_units": 32, "learning_rate": 0.003, "batch_size": 32,
+              "epochs": 3}
+    budget = TrainBudget(epochs=3, patience=0)
+    a, model = train_genome(genome, "cnn", digits, budget, seed=5, keep_model=True)
+    b, _ = train_genome(genome, "cnn", digits, budget, seed=5)
+    assert a.error is None and a.fitness == b.fitness and a.metrics["val_loss"] == b.metrics["val_loss"]
+    assert a.fitness > 0.8, a.fitness  # Keras's default momentum 0.99 gave 0.10 here
+    assert [l.momentum for l in model.layers if "bn" in l.name] == [BN_MOMENTUM] * 3
+    assert a.metrics["best_epoch"] == 3.0  # no early stopping: the last epoch
+    assert best_epoch({"loss": [1, 1, 1, 1], "val_accuracy": [0.5, 0.9, 0.9, 0.8]}, TrainBudget(patience=2)) == 2
+    ds = one_thread_batches(keras, np.arange(10), np.arange(10), 4, seed=3)
+    first = np.concatenate([np.asarray(xb) for xb, _ in ds])
+    second = np.concatenate([np.asarray(xb) for xb, _ in ds])
+    assert sorted(first) == list(range(10)) and not np.array_equal(first, second)  # reshuffled every epoch
+    again = np.concatenate([np.asarray(xb) for xb, _ in one_thread_batches(keras, np.arange(10), np.arange(10), 4,
+                                                                            seed=3)])
+    np.testing.assert_array_equal(first, again)  # the order depends only on the seed
+
+
+def test_refit_trains_on_train_and_validation_for_the_given_epochs(digits):
+    from evonet.evaluators.accuracy import TrainBudget, refit_genome
+
+    genome = {"n_layers": 1, "units_1": 16, "epochs": 9, "lr_schedule": "exponential", "lr_decay": 0.5}
+    res, model = refit_genome(genome, "mlp", digits, TrainBudget(epochs=9, patience=3), seed=0, epochs=4)
+    assert res.error is None and model is not None
+    assert res.metrics["epochs"] == 4.0  # exactly the epochs asked for: no early stopping without data for it
+    assert res.metrics["train_examples"] == len(digits.y_train) + len(digits.y_val)
+    res, model = refit_genome({"n_layers": 1, "units_1": 5000}, "mlp", digits, TrainBudget(max_params=100), 0, 1)
+    assert model is None and "max_params" in res.error
+
+    from evonet.evaluators.accuracy import train_and_refit, train_genome
+
+    budget = TrainBudget(epochs=6, patience=2)
+    searched, _ = train_genome(genome, "mlp", digits, budget, seed=1)
+    val, refit, model = train_and_refit(genome, "mlp", digits, budget, 1, searched=searched)
+    assert val is searched and model is not None  # the search's result is reused, not retrained
+    assert refit.metrics["epochs"] == searched.metrics["best_epoch"]
+    val2, refit2, _ = train_and_refit(genome, "mlp", digits, budget, 1)  # without it: the same training again
+    assert val2.fitness == searched.fitness and refit2.metrics["epochs"] == refit.metrics["epochs"]
+
+
+def test_augmentation_genes_train_only_and_survive_save_load(digits, tmp_path):
+    from evonet.evaluators.accuracy import TrainBudget, train_genome
+    from evonet.tf_utils import import_keras
+
+    keras = import_keras()
+    genome = {"conv_blocks": 1, "filters_1": 8, "kernel_1": 3, "dense_units": 16, "shift": 0.125, "rotation": 0.05,
+              "zoom": 0.1, "epochs": 1, "batch_size": 64}
+    res, model = train_genome(genome, "cnn", digits, TrainBudget(epochs=1, patience=0), seed=0, keep_model=True)
+    assert res.error is None
+    assert {"aug_shift", "aug_rotation", "aug_zoom"} <= {l.name for l in model.layers}
+    x = digits.x_test[:8].astype(np.float32)
+    infer = np.asarray(model(x, training=False))
+    np.testing.assert_allclose(np.asarray(model.predict(x, verbose=0)), infer, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(model(x, training=True)), infer)  # random while training
+    model.save(tmp_path / "aug.keras")
+    np.testing.assert_allclose(np.asarray(keras.models.load_model(tmp_path / "aug.keras").predict(x, verbose=0)),
+                               infer, rtol=1e-5, atol=1e-6)
+    bad = write_space(tmp_path, "\n  conv_blocks: {type: int, low: 1, high: 2}\n  shift: {type: float, low: 0.0, high: 1.5}",
+                      header="name: t\nmodel: cnn\n")
+    with pytest.raises(ConfigError, match="shift must lie in"):
+        SearchSpace.load(bad)
 
 
 def test_nan_loss_and_parameter_budget_fail_with_error_recorded(digits):
@@ -401,6 +475,11 @@ def test_digits_search_cli_smoke_exports_a_raw_input_model(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "best" / "summary.json").read_text())
     assert {"genome", "params", "val_accuracy", "test_accuracy"} <= set(summary)
+    # the exported model is the best genome refit on training + validation data for its best epoch
+    d = summary["dataset"]
+    assert summary["refit"]["train_examples"] == d["train"] + d["validation"] == 1437
+    assert summary["refit"]["epochs"] == summary["best_epoch"] >= 1
+    assert "refit on 1437 training + validation images" in proc.stdout
     check = ("import numpy as np, sys, keras\n"
              "from evonet.data import load_digits\n"
              "m = keras.models.load_model(sys.argv[1])\n"

@@ -8,6 +8,12 @@ budget (checked before training), a NaN or infinite loss, an out-of-memory error
 exception gives a failed result (``error`` set, worst fitness) so the search goes on. The
 test split is not touched here (the problem's ``finalize`` uses it once, for the best).
 
+Training goes through :func:`one_thread_batches`: a ``tf.data`` pipeline on one private
+thread, shuffled every epoch from the seed, so each training keeps one core busy and the
+same (genome, seed) gives the same result. :func:`refit_genome` retrains a chosen genome on
+the training and validation splits together for the best epoch count of its search
+training (:func:`train_and_refit` does both steps for a search's final model).
+
 (:mod:`evonet.evaluators.keras_train` is the fixed dense classifier of the Ray benchmark.)
 """
 
@@ -58,10 +64,40 @@ def _stop_on_nan(keras):
     return StopOnNaN()
 
 
-def fit_model(genome: dict, model_kind: str, inputs, x, y, validation, budget: TrainBudget, seed: int):
+def one_thread_batches(keras, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None):
+    """``(x, y)`` as a batched ``tf.data`` dataset that runs on one thread (TensorFlow backend).
+
+    Given numpy arrays, Keras's TensorFlow backend builds its own ``tf.data`` pipeline with
+    a thread pool and autotuning outside TensorFlow's thread settings, so a "one-thread"
+    training keeps more than one core busy (see
+    :func:`evonet.evaluators.keras_train._batches`). This pipeline has a private one-thread
+    pool and no autotuning. With ``seed`` the examples are reshuffled every epoch in an
+    order that depends only on ``seed``. None on other backends (``fit`` gets the arrays).
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.threading.max_intra_op_parallelism = 1
+    options.autotune.enabled = False
+    options.deterministic = True
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if seed is not None:
+        ds = ds.shuffle(len(x), seed=int(seed) % (2**31), reshuffle_each_iteration=True)
+    return ds.batch(int(batch_size)).with_options(options)
+
+
+def fit_model(genome: dict, model_kind: str, inputs, x, y, validation, budget: TrainBudget, seed: int,
+              epochs: int | None = None):
     """Build, check the parameter budget, train. Returns (model, params, history, epochs run).
 
-    Raises :class:`TooManyParameters` before training and :class:`NonFiniteLoss` after.
+    The data go through :func:`one_thread_batches` (one core per training, the epoch orders
+    from ``seed``). ``validation``: ``(x_val, y_val)`` for early stopping, or None (no early
+    stopping: every epoch runs). ``epochs`` overrides the genome's epochs (still capped by
+    ``budget.epochs``). Raises :class:`TooManyParameters` before training and
+    :class:`NonFiniteLoss` after.
     """
     from evonet.models import build_model, epochs_of, gene, learning_rate_at
     from evonet.tf_utils import import_keras
@@ -72,15 +108,24 @@ def fit_model(genome: dict, model_kind: str, inputs, x, y, validation, budget: T
     params = int(model.count_params())
     if params > budget.max_params:
         raise TooManyParameters(f"{params} parameters > max_params {budget.max_params}")
-    epochs = epochs_of(genome, budget.epochs)
+    if epochs is None:
+        epochs = epochs_of(genome, budget.epochs)
+    epochs = max(1, min(int(epochs), int(budget.epochs)))
     callbacks = [_stop_on_nan(keras)]
     if validation is not None and budget.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=budget.patience,
                                                        min_delta=budget.min_delta, restore_best_weights=True))
     if gene(genome, "lr_schedule") != "constant":
-        callbacks.append(keras.callbacks.LearningRateScheduler(lambda e, lr: learning_rate_at(genome, e, epochs)))
-    hist = model.fit(x, y, validation_data=validation, epochs=epochs, batch_size=int(gene(genome, "batch_size")),
-                     callbacks=callbacks, verbose=0, shuffle=True)
+        total = epochs_of(genome, budget.epochs)  # the schedule of the genome, also when refitting fewer epochs
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda e, lr: learning_rate_at(genome, e, total)))
+    batch = int(gene(genome, "batch_size"))
+    train = one_thread_batches(keras, x, y, batch, seed=int(seed) + 1)
+    if train is None:
+        hist = model.fit(x, y, validation_data=validation, epochs=epochs, batch_size=batch, callbacks=callbacks,
+                         verbose=0, shuffle=True)
+    else:
+        val = None if validation is None else one_thread_batches(keras, validation[0], validation[1], 512)
+        hist = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
     losses = hist.history.get("loss", [])
     bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
     if bad or not losses:
@@ -111,18 +156,83 @@ def train_genome(genome: dict, model_kind: str, data, budget: TrainBudget, seed:
                                                     data.y_train, (data.x_val, data.y_val), budget, seed)
         except (NonFiniteLoss, TooManyParameters) as exc:
             return failed(str(exc), time.perf_counter() - start), None
-        val_loss, val_acc = model.evaluate(data.x_val, data.y_val, verbose=0, batch_size=512)
+        keras = import_keras()
+        val = one_thread_batches(keras, data.x_val, data.y_val, 512)
+        if val is None:
+            val_loss, val_acc = model.evaluate(data.x_val, data.y_val, verbose=0, batch_size=512)
+        else:
+            val_loss, val_acc = model.evaluate(val, verbose=0)
         if not (math.isfinite(val_loss) and math.isfinite(val_acc)):
             return failed("non-finite validation loss", time.perf_counter() - start, params=float(params)), None
         result = EvalResult(
             fitness=float(val_acc), weight=1,
-            metrics={"params": float(params), "epochs": float(epochs), "val_loss": float(val_loss),
-                     "train_accuracy": float(hist.get("accuracy", [float("nan")])[-1])},
+            metrics={"params": float(params), "epochs": float(epochs), "best_epoch": float(best_epoch(hist, budget)),
+                     "val_loss": float(val_loss), "train_accuracy": float(hist.get("accuracy", [float("nan")])[-1])},
             seconds=time.perf_counter() - start,
         )
         return result, (model if keep_model else None)
     except Exception as exc:  # noqa: BLE001 - out of memory, bad shapes, anything: a failed evaluation
         return failed(_message(exc), time.perf_counter() - start), None
+
+
+def best_epoch(history: dict, budget: TrainBudget) -> int:
+    """The epoch (1-based) whose weights a training kept: with early stopping (restored best
+    weights) the first epoch of best validation accuracy, otherwise the last epoch."""
+    acc = history.get("val_accuracy") or []
+    losses = history.get("loss") or []
+    if budget.patience > 0 and acc:
+        return int(np.argmax(acc)) + 1
+    return max(1, len(losses))
+
+
+def refit_genome(genome: dict, model_kind: str, data, budget: TrainBudget, seed: int,
+                 epochs: int) -> tuple[EvalResult, Any]:
+    """Retrain ``genome`` from scratch on the training *and* validation splits together.
+
+    The standard last step of a hyperparameter search: once the validation split has chosen
+    the genome, its images are training data too. There is no data left for early stopping,
+    so the training runs ``epochs`` epochs (the best epoch of the search's training,
+    :func:`best_epoch`, i.e. ``result.metrics["best_epoch"]``) under the genome's own
+    learning-rate schedule, seeded by ``seed``. The test split is not touched. Returns
+    ``(result, model)``: ``result.fitness`` is the accuracy on the (seen) training data,
+    ``metrics``: ``params``, ``epochs``, ``train_examples``; ``model`` is None on failure.
+    """
+    start = time.perf_counter()
+    try:
+        from evonet.tf_utils import import_keras
+
+        import_keras().backend.clear_session()
+        x = np.concatenate([data.x_train, data.x_val])
+        y = np.concatenate([data.y_train, data.y_val])
+        try:
+            model, params, hist, ran = fit_model(genome, model_kind, data.input_spec(), x, y, None, budget, seed,
+                                                 epochs=epochs)
+        except (NonFiniteLoss, TooManyParameters) as exc:
+            return failed(str(exc), time.perf_counter() - start), None
+        result = EvalResult(fitness=float(hist.get("accuracy", [float("nan")])[-1]), weight=1,
+                            metrics={"params": float(params), "epochs": float(ran), "train_examples": float(len(y))},
+                            seconds=time.perf_counter() - start)
+        return result, model
+    except Exception as exc:  # noqa: BLE001
+        return failed(_message(exc), time.perf_counter() - start), None
+
+
+def train_and_refit(genome: dict, model_kind: str, data, budget: TrainBudget, seed: int,
+                    searched: EvalResult | None = None) -> tuple[EvalResult, EvalResult, Any]:
+    """The final model of a search: ``(validation result, refit result, model)``.
+
+    The validation result is the search's (``searched``, when it holds the best epoch) or
+    the same training again (:func:`train_genome`, same seed: the same figures); the model
+    is then :func:`refit_genome` on training + validation data for its best epoch. On a
+    failure ``model`` is None and the failed result says why. The test split is not touched.
+    """
+    val = searched
+    if val is None or val.error is not None or "best_epoch" not in val.metrics:
+        val, _ = train_genome(genome, model_kind, data, budget, seed)
+        if val.error is not None:
+            return val, val, None
+    refit, model = refit_genome(genome, model_kind, data, budget, seed, int(val.metrics["best_epoch"]))
+    return val, refit, model
 
 
 def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
