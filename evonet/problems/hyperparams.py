@@ -361,28 +361,36 @@ class HyperparamProblem:
         return {"best": summary}
 
     def _finalize_accuracy(self, store, canon, h, searched, stream, result) -> dict:
-        from evonet.evaluators.accuracy import accuracy, train_genome
+        """The search's final model: the best genome refit on training + validation data for
+        the best epoch of its search training, then scored once on the test split."""
+        from evonet.evaluators.accuracy import accuracy, train_and_refit
 
         d = self.dataset
-        res, model = train_genome(canon, self.space.model, d, self.budget, self.seed_of(h), keep_model=True)
+        val, refit, model = train_and_refit(canon, self.space.model, d, self.budget, self.seed_of(h),
+                                            searched=searched)
         if model is None:
-            stream.write(f"best genome could not be retrained: {res.error}\n")
-            return {"error": res.error}
+            stream.write(f"best genome could not be retrained: {refit.error}\n")
+            return {"error": refit.error}
         path = store.file("best/model.keras")
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save(path)
         test_acc = accuracy(model, d.x_test, d.y_test)  # the only use of the test split
-        out = {"dataset": d.describe(), "params": int(res.metrics["params"]), "epochs": int(res.metrics["epochs"]),
-               "val_accuracy": res.fitness, "test_accuracy": test_acc, "model": "best/model.keras",
+        out = {"dataset": d.describe(), "params": int(refit.metrics["params"]), "epochs": int(val.metrics["epochs"]),
+               "best_epoch": int(val.metrics["best_epoch"]), "val_accuracy": val.fitness,
+               "refit": {"epochs": int(refit.metrics["epochs"]), "train_examples": int(refit.metrics["train_examples"]),
+                         "seconds": round(refit.seconds, 2)},
+               "test_accuracy": test_acc, "model": "best/model.keras",
                "input": {"shape": [None, *d.input_shape], "dtype": "float32", "raw_scale": d.scale}}
+        refit_line = (f"  refit on {out['refit']['train_examples']} training + validation images for "
+                      f"{out['refit']['epochs']} epochs; test accuracy {test_acc:.4f} on {len(d.y_test)} test images\n")
         stream.write(
             f"best genome {h}: {json.dumps(canon)}\n"
-            f"  {out['params']} parameters, {out['epochs']} epochs; validation accuracy {res.fitness:.4f}"
-            f" (search: {searched.fitness:.4f}); test accuracy {test_acc:.4f} on {len(d.y_test)} test images\n"
+            f"  {out['params']} parameters, best epoch {out['best_epoch']} of {out['epochs']}; "
+            f"validation accuracy {val.fitness:.4f}\n" + refit_line +
             f"  {self.trainings} trainings, {sum(r.get('cache_hits', 0) for r in result.logbook)} cache hits "
             f"during the search; model: {path}\n"
             if searched is not None else
-            f"best genome {h}: {json.dumps(canon)}\n  test accuracy {test_acc:.4f}; model: {path}\n"
+            f"best genome {h}: {json.dumps(canon)}\n" + refit_line + f"  model: {path}\n"
         )
         return out
 
