@@ -40,6 +40,27 @@ def _nonneg_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _hidden_layers(text: str) -> tuple[int, ...]:
+    parts = [t.strip() for t in text.split(",")]
+    try:
+        units = tuple(int(t) for t in parts)
+    except ValueError:
+        units = ()
+    if not units or any(u < 1 for u in units):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive layer sizes such as 9,15, got {text!r}")
+    return units
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="evonet", description="Neuroevolution and architecture search with DEAP, Keras and Ray.")
     from evonet import __version__
@@ -79,12 +100,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="benchmark table of a run's best agent on evaluation seeds")
     e.add_argument("run_dir", help="a run directory, an agent.json / agent.keras file, or a built-in policy: "
-                   "'heuristic' (the blog's) or 'random'")
-    e.add_argument("--rules", choices=["classic", "theailearner"], help="rule set (default: the agent's)")
+                   "'heuristic' (the blog's), 'random', or 'supervised' (the blog's 9-15 network trained on the "
+                   "heuristic's games first)")
+    e.add_argument("--rules", choices=["classic", "theailearner"],
+                   help="rule set (default: the agent's; heuristic, random: classic; supervised: theailearner)")
     e.add_argument("--board", type=int, help="board side (default: the agent's; theailearner: 50)")
     e.add_argument("--games", type=_positive_int, default=1000, help="number of games (default 1000)")
     e.add_argument("--seed-start", type=_nonneg_int, default=0, help="first evaluation seed (default 0)")
     e.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    from evonet.evaluators.snake_train import SUPERVISED_DEFAULTS as SD
+
+    sg = e.add_argument_group("supervised only (evonet eval supervised)")
+    sg.add_argument("--hidden", type=_hidden_layers, help="hidden layer sizes (default 9,15: the blog's network)")
+    sg.add_argument("--data-games", type=_positive_int,
+                    help=f"heuristic games recorded as training data, on training seeds (default {SD['data_games']})")
+    sg.add_argument("--epochs", type=_positive_int, help=f"training epochs at most (default {SD['epochs']}; "
+                    f"early stopping after {SD['patience']} without progress, best epoch kept)")
+    sg.add_argument("--batch-size", type=_positive_int, help=f"training batch size (default {SD['batch_size']})")
+    sg.add_argument("--learning-rate", type=_positive_float, help=f"Adam's learning rate (default {SD['learning_rate']})")
+    sg.add_argument("--seed", type=_nonneg_int, help="training seed: data games' seeds, initial weights, shuffling "
+                    "(default 0)")
+    sg.add_argument("--out", metavar="DIR", help="save the trained network as an agent (agent.json + agent.keras) "
+                    "in DIR, a new or empty directory, for evonet eval DIR / evonet watch DIR")
 
     w = sub.add_parser("watch", help="watch a run's best agent play (pygame window, frames or GIF)")
     w.add_argument("run_dir", help="a run directory or an agent.json / agent.keras file")
@@ -116,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-BUILTIN_POLICIES = ("heuristic", "random")
+BUILTIN_POLICIES = ("heuristic", "random", "supervised")
+_SUPERVISED_OPTIONS = ("hidden", "data_games", "epochs", "batch_size", "learning_rate", "seed", "out")
 
 
 def _resolve_rules(agent, rules: str | None, board: int | None):
@@ -199,6 +237,12 @@ def cmd_eval(args) -> int:
     except ValueError as exc:
         raise ConfigError(f"--seed-start: {exc}") from None
     builtin = args.run_dir in BUILTIN_POLICIES and not Path(args.run_dir).exists()
+    if not (builtin and args.run_dir == "supervised"):
+        for name in _SUPERVISED_OPTIONS:
+            if getattr(args, name) is not None:
+                raise ConfigError(f"--{name.replace('_', '-')}: only for `evonet eval supervised`")
+    elif args.run_dir == "supervised":
+        return _eval_supervised(args, seeds)
     if builtin:
         from evonet.evaluators.snake import play_policy, random_policy
 
@@ -222,6 +266,55 @@ def cmd_eval(args) -> int:
                           **who, **summary}, indent=2, default=float))
     else:
         print(format_summary(summary, rules, desc))
+    return 0
+
+
+def _eval_supervised(args, seeds) -> int:
+    """``evonet eval supervised``: the seed blog's supervised baseline, trained, then scored."""
+    from evonet.evaluators.snake import format_summary, summarize
+    from evonet.evaluators.snake_train import BLOG_HIDDEN, SUPERVISED_DEFAULTS, supervised_baseline
+
+    rules = _resolve_rules(None, args.rules or "theailearner", args.board)  # checks --board before any work
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out: {out} exists and is not an empty directory")
+    opts = {k: getattr(args, k) for k in ("data_games", "epochs", "batch_size", "learning_rate")}
+    opts = {k: SUPERVISED_DEFAULTS[k] if v is None else v for k, v in opts.items()}
+    seed = 0 if args.seed is None else args.seed
+    try:
+        sup = supervised_baseline(rules.name, rules.width, seeds, hidden=args.hidden or BLOG_HIDDEN, seed=seed,
+                                  **opts)
+    except ValueError as exc:
+        raise EvonetError(f"supervised: {exc}") from None
+    res, t = sup["results"], sup["training"]
+    summary = summarize(res.scores[0], res.steps[0], res.won[0], rules)
+    desc = f"evaluation seeds {args.seed_start}..{args.seed_start + args.games - 1}"
+    rules_meta = {"name": rules.name, "width": rules.width, "height": rules.height}
+    if out is not None:
+        from evonet.snake import save_agent
+
+        save_agent(out, sup["spec"], sup["weights"], t["observation"], rules_meta,
+                   extra={"policy": "supervised", "training": t,
+                          "eval": {"seeds": desc, **{k: summary[k] for k in ("games", "mean", "ci95", "max")}}})
+        sup["model"].save(out / "model.keras")  # the trained Keras model itself, softmax output included
+    if args.json:
+        print(json.dumps({"rules": rules.name, "board": f"{rules.width}x{rules.height}", "seeds": desc,
+                          "policy": "supervised", "training": t, **summary,
+                          **({"out": str(out)} if out is not None else {})}, indent=2, default=float))
+        return 0
+    rows = [
+        ("network", f"{t['network']} ({t['activation']}, softmax), Adam lr {t['learning_rate']:g}, "
+                    f"batch {t['batch_size']}, {t['params']} parameters"),
+        ("training data", f"{t['training_steps']} steps of the heuristic in {t['data_games']} games on training "
+                          f"seeds (seed {t['seed']}), {rules.name} {rules.board}"),
+        ("training", f"{t['epochs_run']} epochs (at most {t['epochs']}), imitation accuracy "
+                     f"{t['imitation_accuracy']:.4f} on 10% held out, {t['train_seconds']:.1f} s"),
+    ]
+    width = max(15, *(len(k) for k, _ in rows))
+    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+    print(format_summary(summary, rules, desc))
+    if out is not None:
+        print(f"agent saved in {out} (evonet eval {out}, evonet watch {out})")
     return 0
 
 
