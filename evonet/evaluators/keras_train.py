@@ -58,15 +58,9 @@ def _batches(keras, x: np.ndarray, y: np.ndarray, batch_size: int):
     ``evonet bench ray``). A dataset with a private one-thread pool and autotuning off
     keeps each evaluation on one core. None on other backends (``fit`` gets the arrays).
     """
-    if keras.backend.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
+    from evonet.evaluators.accuracy import one_thread_batches
 
-    options = tf.data.Options()
-    options.threading.private_threadpool_size = 1
-    options.threading.max_intra_op_parallelism = 1
-    options.autotune.enabled = False
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).with_options(options)
+    return one_thread_batches(keras, x, y, batch_size)
 
 
 def train_and_score(params: dict, seed: int, data: Any) -> EvalResult:
