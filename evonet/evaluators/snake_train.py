@@ -150,8 +150,6 @@ def supervised_baseline(rules_name: str, board: int, eval_seeds, *, hidden=BLOG_
     ``class_fractions``, ``epochs_run``, ``imitation_accuracy`` (held-out, best epoch),
     ``params``, ``data_seconds``, ``train_seconds``).
     """
-    import warnings
-
     from evonet.evaluators.accuracy import NonFiniteLoss, TrainBudget
     from evonet.evaluators.snake import evaluate_weights
     from evonet.problems.snake_weights import make_snake_rules
@@ -165,12 +163,10 @@ def supervised_baseline(rules_name: str, board: int, eval_seeds, *, hidden=BLOG_
               "activation": activation, "optimizer": "adam", "learning_rate": float(learning_rate),
               "batch_size": int(batch_size)}
     budget = TrainBudget(epochs=int(epochs), patience=int(patience), max_params=10**9)
-    with warnings.catch_warnings():  # Keras warns that its own tf.data adapter ignores shuffle=True
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            model, params, hist, epochs_run = train_imitation(genome, budget, int(seed), (x, y))
-        except NonFiniteLoss as exc:
-            raise ValueError(f"training failed: {exc}") from None
+    try:
+        model, params, hist, epochs_run = train_imitation(genome, budget, int(seed), (x, y))
+    except NonFiniteLoss as exc:
+        raise ValueError(f"training failed: {exc}") from None
     t2 = time.perf_counter()
     spec, flat = to_mlp(model, x.shape[1])
     res = evaluate_weights(spec, flat[None], rules, observation, np.asarray(eval_seeds, np.uint64)[None])
