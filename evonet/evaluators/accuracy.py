@@ -14,6 +14,13 @@ same (genome, seed) gives the same result. :func:`refit_genome` retrains a chose
 the training and validation splits together for the best epoch count of its search
 training (:func:`train_and_refit` does both steps for a search's final model).
 
+:func:`cross_validate_fold` is one fold of the k-fold cross-validation that picks a search's
+final best among its hall of fame (``search.final_folds``): the training and validation
+splits together are cut into :func:`stratified_folds`, the genome trains its full schedule
+(no early stopping) on all folds but one and is scored on that one. Pooled over the folds,
+every one of those examples is predicted once, by a model that never saw it: a resolution
+of ``1 / (train + validation)`` instead of ``1 / validation``.
+
 (:mod:`evonet.evaluators.keras_train` is the fixed dense classifier of the Ray benchmark.)
 """
 
@@ -218,21 +225,101 @@ def refit_genome(genome: dict, model_kind: str, data, budget: TrainBudget, seed:
 
 
 def train_and_refit(genome: dict, model_kind: str, data, budget: TrainBudget, seed: int,
-                    searched: EvalResult | None = None) -> tuple[EvalResult, EvalResult, Any]:
+                    searched: EvalResult | None = None,
+                    full_schedule: bool = False) -> tuple[EvalResult, EvalResult, Any]:
     """The final model of a search: ``(validation result, refit result, model)``.
 
     The validation result is the search's (``searched``, when it holds the best epoch) or
     the same training again (:func:`train_genome`, same seed: the same figures); the model
-    is then :func:`refit_genome` on training + validation data for its best epoch. On a
-    failure ``model`` is None and the failed result says why. The test split is not touched.
+    is then :func:`refit_genome` on training + validation data for its best epoch, or with
+    ``full_schedule`` for the genome's own epochs (capped by ``budget.epochs``): the
+    training that :func:`cross_validate_fold` measured. On a failure ``model`` is None and
+    the failed result says why. The test split is not touched.
     """
+    from evonet.models import epochs_of
+
     val = searched
     if val is None or val.error is not None or "best_epoch" not in val.metrics:
         val, _ = train_genome(genome, model_kind, data, budget, seed)
         if val.error is not None:
             return val, val, None
-    refit, model = refit_genome(genome, model_kind, data, budget, seed, int(val.metrics["best_epoch"]))
+    epochs = epochs_of(genome, budget.epochs) if full_schedule else int(val.metrics["best_epoch"])
+    refit, model = refit_genome(genome, model_kind, data, budget, seed, epochs)
     return val, refit, model
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The fold (0..k-1) of every example: each class shuffled by ``seed`` and dealt out in
+    turn, so every fold holds about ``1/k`` of each class. A pure function of (y, k, seed)."""
+    y = np.asarray(y)
+    if k < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {k}")
+    rng = np.random.default_rng(seed)
+    folds = np.zeros(len(y), dtype=np.int64)
+    start = 0
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        folds[idx] = (start + np.arange(idx.size)) % k  # classes continue the turn: folds stay even
+        start += idx.size
+    return folds
+
+
+def cross_validate_fold(genome: dict, model_kind: str, data, budget: TrainBudget, seed: int, folds: int,
+                        fold: int, split_seed: int) -> EvalResult:
+    """Fold ``fold`` of a ``folds``-fold cross-validation of ``genome`` on ``data``'s training
+    and validation splits together (:func:`stratified_folds` with ``split_seed``: the same
+    folds for every genome).
+
+    The genome trains its full schedule (its epochs, capped by ``budget.epochs``; no early
+    stopping: there is no data left to stop on) on the other folds, seeded by ``seed``, and is
+    scored on this one. ``fitness``: the fold's accuracy; ``metrics``: ``correct`` and
+    ``examples`` (to pool the folds), ``fold``, ``params``, ``epochs``. Never raises; the
+    test split is not touched.
+    """
+    start = time.perf_counter()
+    try:
+        from evonet.models import epochs_of
+        from evonet.tf_utils import import_keras
+
+        keras = import_keras()
+        keras.backend.clear_session()
+        x = np.concatenate([data.x_train, data.x_val])
+        y = np.concatenate([data.y_train, data.y_val])
+        where = stratified_folds(y, folds, split_seed)
+        held = where == fold
+        try:
+            model, params, _, ran = fit_model(genome, model_kind, data.input_spec(), x[~held], y[~held], None,
+                                              budget, seed, epochs=epochs_of(genome, budget.epochs))
+        except (NonFiniteLoss, TooManyParameters) as exc:
+            return failed(str(exc), time.perf_counter() - start, fold=float(fold))
+        pred = np.asarray(model.predict(x[held], verbose=0, batch_size=512))
+        if not np.all(np.isfinite(pred)):
+            return failed("non-finite predictions on the held-out fold", time.perf_counter() - start, fold=float(fold))
+        correct = int(np.sum(np.argmax(pred, axis=-1) == y[held]))
+        n = int(held.sum())
+        return EvalResult(fitness=correct / n, weight=1,
+                          metrics={"correct": float(correct), "examples": float(n), "fold": float(fold),
+                                   "params": float(params), "epochs": float(ran)},
+                          seconds=time.perf_counter() - start)
+    except Exception as exc:  # noqa: BLE001
+        return failed(_message(exc), time.perf_counter() - start, fold=float(fold))
+
+
+def pool_folds(results: list[EvalResult]) -> EvalResult:
+    """One cross-validation result from its folds: accuracy over all held-out examples
+    (``weight``: the number of folds). A failed fold fails the whole (its error kept)."""
+    bad = next((r for r in results if r.error is not None), None)
+    seconds = float(sum(r.seconds for r in results))
+    if bad is not None or not results:
+        return failed(bad.error if bad is not None else "no folds", seconds, cv_folds=float(len(results)))
+    correct = sum(r.metrics["correct"] for r in results)
+    n = sum(r.metrics["examples"] for r in results)
+    metrics = {"cv_folds": float(len(results)), "cv_correct": float(correct), "cv_examples": float(n),
+               "params": results[0].metrics["params"], "epochs": results[0].metrics["epochs"]}
+    for r in results:
+        metrics[f"fold_{int(r.metrics['fold'])}"] = float(r.fitness)
+    return EvalResult(fitness=correct / n, weight=len(results), metrics=metrics, seconds=seconds)
 
 
 def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
