@@ -145,6 +145,15 @@ class SearchConfig:
     baseline: Optional[dict] = _f(
         None, "a genome (gene: value) trained and reported beside the best, e.g. the blog's 9-15 network"
     )
+    final_folds: int = _f(
+        0,
+        "pick the final best of the hall of fame by K-fold cross-validation on train + validation (each fold "
+        "trains the genome's full schedule) and refit it for that schedule; 0: by the search's validation accuracy",
+        min=0, max=20,
+    )
+    include_defaults: bool = _f(
+        False, "the search space's default point is one genome of the first generation (the others are random)"
+    )
 
 
 @dataclass
@@ -370,6 +379,11 @@ def _check_search(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"search.data_path: {cfg.search.data_path}: no such file")
     if cfg.search.fitness == "snake" and space.model != "mlp":
         raise ConfigError(f"search.space: snake fitness needs an mlp space, {cfg.search.space} is {space.model}")
+    if cfg.search.final_folds == 1:
+        raise ConfigError("search.final_folds: cross-validation needs at least 2 folds (0: off), got 1")
+    if cfg.search.final_folds and cfg.search.fitness != "accuracy":
+        raise ConfigError("search.final_folds: cross-validation needs fitness: accuracy (snake fitness re-plays "
+                          "its own games)")
 
 
 def from_dict(data: Any) -> ExperimentConfig:

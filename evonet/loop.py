@@ -30,6 +30,7 @@ import numpy as np
 from evonet import seeding
 from evonet.problems.base import EvalResult
 from evonet.stopping import Stop, StoppingRules
+from evonet.strategy import WORST
 
 
 @dataclass
@@ -112,7 +113,7 @@ def evaluate(problem, executor, genomes: np.ndarray, generation: int, chunk: int
     n_all = len(genomes)
     # problems with an evaluation cache (hyperparameter genomes) send only genomes never
     # evaluated before, once each, and fill in the rest: plan.merge(results of plan.todo)
-    plan = problem.plan_evaluations(genomes) if hasattr(problem, "plan_evaluations") else None
+    plan = problem.plan_evaluations(genomes, **task_kw) if hasattr(problem, "plan_evaluations") else None
     if plan is not None:
         genomes = genomes[plan.todo]
         if len(genomes) == 0:
@@ -206,6 +207,8 @@ def run_evolution(strategy, problem, executor, generations: int, chunk: int, fin
                 if res.error is not None:
                     state.failures.append({"generation": gen, "index": i, "error": res.error})
             fit = strategy.fitnesses()
+            ok = fit[fit > WORST / 2]  # failed evaluations hold the worst fitness: no statistic of them
+            fit = ok if len(ok) else fit
             steps = sum(r.metrics.get("steps", 0.0) for r in results)
             games = sum(r.weight for r in results)
             record = {

@@ -127,7 +127,9 @@ def run_evonet(space_path: str, evaluations: int, population: int, seed: int, ep
     cfg = config.load(Path(__file__).resolve().parents[2] / "experiments" / "digits_search.yaml", [
         f"search.space={space_path}", f"ga.population={population}", f"ga.offspring={population}",
         f"ga.generations={generations}", f"seed={seed}", f"search.epochs={epochs}", f"search.patience={patience}",
-        "search.max_params=1000000", "ga.hall_of_fame=1"])
+        "search.max_params=1000000", "ga.hall_of_fame=1",
+        # the same trainings as KerasTuner's: random starting genomes, no cross-validation at the end
+        "search.include_defaults=false", "search.final_folds=0"])
     problem = HyperparamProblem.from_config(cfg)
     genomes = problem.init_genomes(seeding.generator(seed, seeding.PURPOSE_INIT), population)
     strategy = GeneticAlgorithm(cfg.ga, genomes, 0.0, 1.0, seeding.generator(seed, seeding.PURPOSE_STRATEGY))

@@ -65,6 +65,9 @@ class TrainTask:
     budget: TrainBudget
     snake: SnakeFitness | None = None
     multi: bool = False
+    #: cross-validation (the final choice among the hall of fame): (folds, fold, split seed);
+    #: None: train on the training split, score on the validation split
+    fold: tuple | None = None
 
 
 def _with_objectives(res: EvalResult, multi: bool) -> EvalResult:
@@ -102,6 +105,12 @@ def evaluate_train_task(task: TrainTask) -> list[EvalResult]:
 
     data = cached_dataset(task.data) if isinstance(task.data, DataRef) else resolve(task.data)
     for genome, seed in zip(task.genomes, task.seeds):
+        if task.fold is not None:
+            from evonet.evaluators.accuracy import cross_validate_fold
+
+            folds, fold, split_seed = task.fold
+            out.append(cross_validate_fold(genome, task.model, data, task.budget, seed, folds, fold, split_seed))
+            continue
         res, _ = train_genome(genome, task.model, data, task.budget, seed)
         out.append(_with_objectives(res, task.multi))
     return out
@@ -114,8 +123,12 @@ class Plan:
     todo: list[int]
     problem: "HyperparamProblem"
     hashes: list[str]
+    #: > 0: a cross-validation plan (``folds`` results per genome of ``todo``)
+    folds: int = 0
 
     def merge(self, results: Sequence[EvalResult]) -> list[EvalResult]:
+        if self.folds:
+            return self.problem._merge_folds(self, list(results))
         return self.problem._merge(self, list(results))
 
 
@@ -126,7 +139,8 @@ class HyperparamProblem:
 
     def __init__(self, space: SearchSpace, data: DataRef | None, budget: TrainBudget, run_seed: int = 0,
                  objectives: str = "accuracy", snake: SnakeFitness | None = None, eval_games: int = 1000,
-                 baseline: dict | None = None, dataset=None):
+                 baseline: dict | None = None, dataset=None, final_folds: int = 0,
+                 include_defaults: bool = False):
         self.space = space
         self.n_genes = space.n_genes
         self.data = data
@@ -139,10 +153,14 @@ class HyperparamProblem:
         self.baseline = space.canonical(baseline) if baseline else None
         self.dataset = dataset  # loaded in the driver (validation before training; finalize)
         self.shared = None  # the training data handed to the executor once (share_data)
+        self.final_folds = int(final_folds)  # k-fold cross-validation picks the final best (0: off)
+        self.include_defaults = bool(include_defaults)  # the space's default point starts the search
+        self.cv: dict[str, EvalResult] = {}  # cross-validation results of the final choice, by hash
         self.cache: dict[str, EvalResult] = {}
         self.genomes_by_hash: dict[str, dict] = {}
         self.first_seen: dict[str, int] = {}
         self.trainings = 0
+        self.cv_trainings = 0
         self.cache_hits = 0
         self._generation = 0
 
@@ -165,10 +183,12 @@ class HyperparamProblem:
                 raise ConfigError(f"search.space: snake fitness needs an mlp space, {s.space} is a {space.model} space")
             snake = SnakeFitness(cfg.snake.rules, cfg.snake.board, cfg.snake.observation, cfg.snake.games,
                                  s.snake_data_games, cfg.seed)
-            return cls(space, None, budget, cfg.seed, s.objectives, snake, cfg.eval_games, baseline)
+            return cls(space, None, budget, cfg.seed, s.objectives, snake, cfg.eval_games, baseline,
+                       include_defaults=s.include_defaults)
         ref = DataRef(s.dataset, s.data_path, s.validation)
         dataset = load_dataset(ref)  # bad files fail here, before any training
-        return cls(space, ref, budget, cfg.seed, s.objectives, None, cfg.eval_games, baseline, dataset)
+        return cls(space, ref, budget, cfg.seed, s.objectives, None, cfg.eval_games, baseline, dataset,
+                   final_folds=s.final_folds, include_defaults=s.include_defaults)
 
     # ------------------------------------------------------------------ Problem protocol
 
@@ -178,23 +198,54 @@ class HyperparamProblem:
         return (1.0, -1.0) if self.multi else (1.0,)
 
     def init_genomes(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return self.space.sample(rng, n)
+        """``n`` random genomes; with ``include_defaults`` the first is the space's default
+        point (the others are drawn as without it: the same rng draws)."""
+        genomes = self.space.sample(rng, n)
+        if self.include_defaults and n > 0:
+            genomes[0] = self.space.encode(self.space.defaults())
+        return genomes
 
     def seed_of(self, h: str) -> int:
         return int(np.random.SeedSequence([self.run_seed, int(h, 16)]).generate_state(1)[0])
 
-    def plan_evaluations(self, genomes: np.ndarray) -> Plan:
-        """Dedupe a batch against the cache and itself; only ``todo`` rows are trained."""
+    def cross_validates(self, purpose: int | None) -> bool:
+        """Whether an evaluation for ``purpose`` is the final k-fold cross-validation."""
+        from evonet import seeding
+
+        return self.final_folds > 0 and purpose == seeding.PURPOSE_FINAL
+
+    def plan_evaluations(self, genomes: np.ndarray, purpose: int | None = None, **_) -> Plan:
+        """Dedupe a batch against the cache and itself; only ``todo`` rows are trained.
+
+        For the final choice among the hall of fame (``purpose`` ``PURPOSE_FINAL``) with
+        ``final_folds``, each distinct genome is cross-validated instead (its own cache)."""
+        cv = self.cross_validates(purpose)
+        cache = self.cv if cv else self.cache
         hashes, todo, batch = [], [], set()
         for i, g in enumerate(np.asarray(genomes, dtype=np.float64)):
             canon = self.space.canonical(g)
             h = self.space.genome_hash(canon)
             hashes.append(h)
             self.genomes_by_hash.setdefault(h, canon)
-            if h not in self.cache and h not in batch:
+            if h not in cache and h not in batch:
                 batch.add(h)
                 todo.append(i)
-        return Plan(todo, self, hashes)
+        return Plan(todo, self, hashes, folds=self.final_folds if cv else 0)
+
+    def _merge_folds(self, plan: Plan, results: list[EvalResult]) -> list[EvalResult]:
+        """Pool each genome's ``plan.folds`` fold results (in task order) into one."""
+        from evonet.evaluators.accuracy import pool_folds
+
+        k = plan.folds
+        fresh = {}
+        for j, i in enumerate(plan.todo):
+            part = results[j * k:(j + 1) * k]
+            h = plan.hashes[i]
+            fresh[h] = pool_folds(part)
+            self.cv_trainings += k
+            if not any(r.metrics.get("lost") for r in part):  # a lost worker is not a result
+                self.cv[h] = fresh[h]
+        return [fresh.get(h) or self.cv[h] for h in plan.hashes]
 
     def _merge(self, plan: Plan, results: list[EvalResult]) -> list[EvalResult]:
         fresh = {}
@@ -238,15 +289,38 @@ class HyperparamProblem:
             return
         self.shared = executor.share(data)
 
-    def make_tasks(self, genomes, generation, indices, chunk, **_):
-        """Tasks for the (already deduplicated) genomes; ``chunk`` genomes per task."""
-        self._generation = int(generation)
+    def fold_seed(self, h: str, fold: int) -> int:
+        """The training seed of fold ``fold`` of genome ``h``'s cross-validation (a stream of
+        its own: not the search training's seed)."""
+        from evonet import seeding
+
+        ss = np.random.SeedSequence([self.run_seed, int(h, 16), seeding.PURPOSE_FINAL, int(fold)])
+        return int(ss.generate_state(1)[0])
+
+    def split_seed(self) -> int:
+        """The seed of the cross-validation folds: one split for every genome of a run."""
+        from evonet import seeding
+
+        return int(seeding.seed_sequence(self.run_seed, seeding.PURPOSE_FINAL).generate_state(1)[0])
+
+    def make_tasks(self, genomes, generation, indices, chunk, purpose=None, **_):
+        """Tasks for the (already deduplicated) genomes; ``chunk`` genomes per task. For the
+        final cross-validation: one task per (genome, fold), genome by genome."""
         canon = [self.space.canonical(g) for g in np.asarray(genomes, dtype=np.float64)]
+        data = self.data if self.shared is None else self.shared
+        if self.cross_validates(purpose):
+            k, split = self.final_folds, self.split_seed()
+            tasks = []
+            for c in canon:
+                h = self.space.genome_hash(c)
+                tasks += [TrainTask(self.space.model, (c,), (self.fold_seed(h, f),), data, self.budget,
+                                    fold=(k, f, split)) for f in range(k)]
+            return tasks
+        self._generation = int(generation)
         seeds = [self.seed_of(self.space.genome_hash(c)) for c in canon]
         chunk = max(1, int(chunk))
         return [TrainTask(self.space.model, tuple(canon[i:i + chunk]), tuple(seeds[i:i + chunk]),
-                          self.data if self.shared is None else self.shared,
-                          self.budget, self.snake, self.multi)
+                          data, self.budget, self.snake, self.multi)
                 for i in range(0, len(canon), chunk)]
 
     @property
@@ -281,6 +355,30 @@ class HyperparamProblem:
         return (f"hyperparameter genome of {self.n_genes} genes (space {self.space.name}, {self.space.model}), "
                 f"{what}{obj}, at most {self.budget.epochs} epochs, patience {self.budget.patience}, "
                 f"max {self.budget.max_params} parameters")
+
+    @property
+    def plays_games(self) -> bool:
+        """Whether fitness comes from games (the progress lines show the best game)."""
+        return self.snake is not None
+
+    @property
+    def fitness_digits(self) -> int:
+        """Decimals of the fitness in progress lines: accuracies need 4, scores 2."""
+        return 2 if self.snake else 4
+
+    def final_choice(self, result) -> str:
+        """How the final best was picked among the hall of fame (the run's closing line)."""
+        if self.snake:
+            return f"mean score {result.best_fitness:.2f} over {self.snake.games} training games (the search's)"
+        n = len(result.candidates)
+        if self.final_folds:
+            best = self.cv.get(self.space.genome_hash(self.space.canonical(
+                np.asarray(result.best_genome, dtype=np.float64))))
+            where = (f" on {int(best.metrics['cv_examples'])} training + validation examples"
+                     if best is not None and best.error is None else "")
+            return (f"{self.final_folds}-fold cross-validation accuracy {result.best_fitness:.4f}{where} "
+                    f"(best of {n} cross-validated)")
+        return f"validation accuracy {result.best_fitness:.4f} (the search's; best of {n})"
 
     def title(self) -> str:
         return f"{self.space.name} on {'snake' if self.snake else self.dataset.name}"
@@ -361,13 +459,17 @@ class HyperparamProblem:
         return {"best": summary}
 
     def _finalize_accuracy(self, store, canon, h, searched, stream, result) -> dict:
-        """The search's final model: the best genome refit on training + validation data for
-        the best epoch of its search training, then scored once on the test split."""
+        """The search's final model: the best genome refit on training + validation data (for
+        the best epoch of its search training, or, when cross-validation chose it, for the
+        full schedule that the folds measured), then scored once on the test split."""
         from evonet.evaluators.accuracy import accuracy, train_and_refit
 
         d = self.dataset
+        cv = self.cv.get(h)
+        if cv is not None and cv.error is not None:
+            cv = None
         val, refit, model = train_and_refit(canon, self.space.model, d, self.budget, self.seed_of(h),
-                                            searched=searched)
+                                            searched=searched, full_schedule=cv is not None)
         if model is None:
             stream.write(f"best genome could not be retrained: {refit.error}\n")
             return {"error": refit.error}
@@ -381,12 +483,24 @@ class HyperparamProblem:
                          "seconds": round(refit.seconds, 2)},
                "test_accuracy": test_acc, "model": "best/model.keras",
                "input": {"shape": [None, *d.input_shape], "dtype": "float32", "raw_scale": d.scale}}
+        cv_line = ""
+        if cv is not None:
+            out["cross_validation"] = {
+                "folds": self.final_folds, "accuracy": cv.fitness, "examples": int(cv.metrics["cv_examples"]),
+                "fold_accuracies": [cv.metrics[f"fold_{f}"] for f in range(self.final_folds)],
+                "candidates": [{"rank": c["rank"], "validation_accuracy": c["train_fitness"],
+                                "cv_accuracy": c["final_fitness"]} for c in result.candidates],
+                "trainings": self.cv_trainings}
+            cv_line = (f"  chosen by {self.final_folds}-fold cross-validation among {len(result.candidates)} hall-of-fame "
+                       f"genomes: accuracy {cv.fitness:.4f} on {out['cross_validation']['examples']} training + "
+                       f"validation images ({self.cv_trainings} trainings)\n")
         refit_line = (f"  refit on {out['refit']['train_examples']} training + validation images for "
-                      f"{out['refit']['epochs']} epochs; test accuracy {test_acc:.4f} on {len(d.y_test)} test images\n")
+                      f"{out['refit']['epochs']} epochs ({'its full schedule' if cv is not None else 'its best epoch'})"
+                      f"; test accuracy {test_acc:.4f} on {len(d.y_test)} test images\n")
         stream.write(
             f"best genome {h}: {json.dumps(canon)}\n"
             f"  {out['params']} parameters, best epoch {out['best_epoch']} of {out['epochs']}; "
-            f"validation accuracy {val.fitness:.4f}\n" + refit_line +
+            f"validation accuracy {val.fitness:.4f}\n" + cv_line + refit_line +
             f"  {self.trainings} trainings, {sum(r.get('cache_hits', 0) for r in result.logbook)} cache hits "
             f"during the search; model: {path}\n"
             if searched is not None else
