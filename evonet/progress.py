@@ -37,8 +37,8 @@ def format_duration(seconds: float) -> str:
     return f"{s}s"
 
 
-def _fit(value: float) -> str:
-    return f"{value:7.2f}" if value == value else f"{'-':>7}"
+def _fit(value: float, digits: int = 2) -> str:
+    return f"{value:7.{digits}f}" if value == value else f"{'-':>7}"
 
 
 class ProgressBar:
@@ -47,8 +47,10 @@ class ProgressBar:
     WIDTH = 20
 
     def __init__(self, stream: TextIO, generations: int, max_seconds: float | None = None,
-                 max_evaluations: int | None = None, min_interval: float = 0.1, clock=time.monotonic):
+                 max_evaluations: int | None = None, min_interval: float = 0.1, clock=time.monotonic,
+                 digits: int = 2):
         self.stream = stream
+        self.digits = digits  # decimals of the fitness (accuracy: 4)
         self.generations = generations
         self.max_seconds = max_seconds
         self.max_evaluations = max_evaluations
@@ -134,7 +136,7 @@ class ProgressBar:
         width = len(str(self.generations))
         return (
             f"gen {self.gen:>{width}}/{self.generations} [{bar}] evals {self.done:>{len(str(self.total))}}/{self.total}"
-            f"  best {_fit(self.best)}  mean {_fit(self.mean)}  {rate:8.1f} evals/s  ETA {format_duration(self.eta())}"
+            f"  best {_fit(self.best, self.digits)}  mean {_fit(self.mean, self.digits)}  {rate:8.1f} evals/s  ETA {format_duration(self.eta())}"
         )
 
     def draw(self, force: bool = False) -> None:

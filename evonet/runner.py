@@ -34,20 +34,26 @@ from evonet.strategy import make_strategy
 
 
 class ConsoleLogger:
-    """One live line per generation."""
+    """One live line per generation. ``games``: the problem plays games (best game, env steps
+    per second); ``digits``: decimals of the fitness (4 for accuracies)."""
 
-    def __init__(self, stream: TextIO, generations: int):
+    def __init__(self, stream: TextIO, generations: int, games: bool = True, digits: int = 2):
         self.stream = stream
         self.width = len(str(generations))
         self.generations = generations
+        self.games = games
+        self.digits = digits
 
     def on_generation(self, rec: dict, strategy) -> None:
+        d = self.digits
+        played = (f"best game {rec['best_game']:5.0f}  " if self.games else "")
+        rates = (f"  {rec['env_steps_per_s'] / 1e6:5.2f} M steps/s" if self.games else "")
+        hits = (f"  cache hits {rec['cache_hits']}" if rec.get("cache_hits") else "")
         self.stream.write(
             f"gen {rec['gen']:>{self.width}}/{self.generations}  evals {rec['evals']:>5}  "
-            f"best {rec['best']:7.2f}  mean {rec['mean']:7.2f}  std {rec['std']:6.2f}  "
-            f"best game {rec['best_game']:5.0f}  {rec['seconds']:6.2f} s  "
-            f"{rec['evals_per_s']:8.1f} evals/s  {rec['env_steps_per_s'] / 1e6:5.2f} M steps/s"
-            + (f"  failed {rec['failed']}" if rec["failed"] else "")
+            f"best {rec['best']:7.{d}f}  mean {rec['mean']:7.{d}f}  std {rec['std']:6.{d}f}  "
+            f"{played}{rec['seconds']:6.2f} s  {rec['evals_per_s']:8.1f} evals/s{rates}"
+            + hits + (f"  failed {rec['failed']}" if rec["failed"] else "")
             + "\n"
         )
         self.stream.flush()
@@ -265,11 +271,12 @@ def _evolve(cfg, problem, executor, store: RunStore, strategy, out_log: RunLog, 
     generations = cfg.ga.generations
     mode = choose_mode(cfg.log.progress, stream)
     bar = None
+    games, digits = getattr(problem, "plays_games", True), getattr(problem, "fitness_digits", 2)
     if mode == "bar":
-        bar = ProgressBar(stream, generations, cfg.stop.max_seconds, cfg.stop.max_evaluations)
-        hooks: list = [ConsoleLogger(out_log.file_only, generations), bar]
+        bar = ProgressBar(stream, generations, cfg.stop.max_seconds, cfg.stop.max_evaluations, digits=digits)
+        hooks: list = [ConsoleLogger(out_log.file_only, generations, games, digits), bar]
     else:  # run.log always has the generation lines
-        hooks = [ConsoleLogger(out_log if mode == "lines" else out_log.file_only, generations)]
+        hooks = [ConsoleLogger(out_log if mode == "lines" else out_log.file_only, generations, games, digits)]
     hooks.append(StoreLogger(store))
     if cfg.log.tensorboard:
         from evonet.tblog import TensorBoardLogger
@@ -319,10 +326,11 @@ def _finish(cfg, problem, store: RunStore, result: RunResult, out_log: RunLog, t
     stop = result.stop or {}
     if stop.get("rule") not in (None, "generations"):
         out_log.write(f"stopped: {stop['reason']}\n")
-    out_log.write(
-        f"best of hall of fame: fitness {result.best_fitness:.2f} over {result.best_games} fresh training games; "
-        f"evolution took {result.elapsed:.1f} s\n"
-    )
+    if hasattr(problem, "final_choice"):
+        how = problem.final_choice(result)
+    else:
+        how = f"fitness {result.best_fitness:.2f} over {result.best_games} fresh training games"
+    out_log.write(f"best of hall of fame: {how}; evolution took {result.elapsed:.1f} s\n")
     summary = {
         "name": cfg.name,
         "seed": cfg.seed,
