@@ -236,6 +236,46 @@ def test_refit_trains_on_train_and_validation_for_the_given_epochs(digits):
     assert val2.fitness == searched.fitness and refit2.metrics["epochs"] == refit.metrics["epochs"]
 
 
+def test_stratified_folds_partition_every_class_evenly_and_depend_only_on_the_seed(digits):
+    from evonet.evaluators.accuracy import stratified_folds
+
+    y = np.concatenate([digits.y_train, digits.y_val])
+    folds = stratified_folds(y, 3, seed=7)
+    assert folds.shape == y.shape and set(folds) == {0, 1, 2}
+    sizes = np.bincount(folds)
+    assert sizes.max() - sizes.min() <= 1  # 1437 examples: 479 each
+    for c in range(10):  # every class split as evenly as it can be
+        per = np.bincount(folds[y == c], minlength=3)
+        assert per.max() - per.min() <= 1, (c, per)
+    np.testing.assert_array_equal(folds, stratified_folds(y, 3, seed=7))
+    assert not np.array_equal(folds, stratified_folds(y, 3, seed=8))
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        stratified_folds(y, 1, seed=0)
+
+
+def test_cross_validation_fold_trains_the_full_schedule_on_the_other_folds(digits):
+    from evonet.evaluators.accuracy import TrainBudget, cross_validate_fold, pool_folds, stratified_folds
+
+    genome = {"n_layers": 1, "units_1": 16, "epochs": 3, "learning_rate": 0.01}
+    budget = TrainBudget(epochs=5, patience=1)  # patience is ignored: no data left to stop on
+    parts = [cross_validate_fold(genome, "mlp", digits, budget, seed=1, folds=2, fold=f, split_seed=3)
+             for f in range(2)]
+    y = np.concatenate([digits.y_train, digits.y_val])
+    held = np.bincount(stratified_folds(y, 2, 3))
+    for f, r in enumerate(parts):
+        assert r.error is None and r.metrics["fold"] == f and r.metrics["epochs"] == 3.0  # the genome's epochs
+        assert r.metrics["examples"] == held[f] and r.fitness == r.metrics["correct"] / held[f] > 0.5
+    again = cross_validate_fold(genome, "mlp", digits, budget, seed=1, folds=2, fold=0, split_seed=3)
+    assert again.fitness == parts[0].fitness  # deterministic
+    pooled = pool_folds(parts)
+    assert pooled.weight == 2 and pooled.metrics["cv_examples"] == len(y) == 1437
+    assert pooled.fitness == (parts[0].metrics["correct"] + parts[1].metrics["correct"]) / 1437
+    assert [pooled.metrics["fold_0"], pooled.metrics["fold_1"]] == [parts[0].fitness, parts[1].fitness]
+    big = cross_validate_fold({"n_layers": 1, "units_1": 5000}, "mlp", digits, TrainBudget(max_params=100), 1, 2, 0, 3)
+    assert big.error and "max_params" in big.error
+    assert pool_folds([parts[0], big]).error == big.error  # one failed fold fails the genome
+
+
 def test_augmentation_genes_train_only_and_survive_save_load(digits, tmp_path):
     from evonet.evaluators.accuracy import TrainBudget, train_genome
     from evonet.tf_utils import import_keras
@@ -315,6 +355,78 @@ def test_cache_never_trains_a_duplicate_twice(small_space, digits, monkeypatch):
     assert len(trained) == 2  # nothing new
     assert all(r.metrics.get("cached") for r in again)
     assert again[0].fitness == results[2].fitness
+
+
+def test_final_cross_validation_is_its_own_cache_one_task_per_fold(small_space, digits, monkeypatch):
+    """The loop's final choice (purpose PURPOSE_FINAL) cross-validates each distinct genome
+    once, a task per fold; the search's cache is neither used nor changed."""
+    import evonet.problems.hyperparams as hp
+    from evonet import seeding
+    from evonet.executors import LocalExecutor
+    from evonet.loop import evaluate
+
+    tasks = []
+    real = hp.evaluate_train_task
+
+    def counting(task):
+        tasks.append(task)
+        return real(task)
+
+    monkeypatch.setattr(hp, "evaluate_train_task", counting)
+    problem = _problem(small_space, digits, final_folds=2)
+    a = small_space.encode({"n_layers": 1, "units_1": 8})
+    b = small_space.encode({"n_layers": 1, "units_1": 12})
+    searched = evaluate(problem, LocalExecutor(), np.array([a, b], dtype=np.float32), 0, 1)
+    assert len(tasks) == 2 and all(t.fold is None for t in tasks)
+    final = evaluate(problem, LocalExecutor(), np.array([b, a, b], dtype=np.float32), 1, 1,
+                     purpose=seeding.PURPOSE_FINAL, games=1)
+    cv_tasks = tasks[2:]
+    assert [t.fold[:2] for t in cv_tasks] == [(2, 0), (2, 1), (2, 0), (2, 1)]  # b's folds, then a's
+    assert len({t.fold[2] for t in cv_tasks}) == 1  # one split for every genome
+    assert problem.cv_trainings == 4 and problem.trainings == 2
+    assert final[0] is final[2] and final[0].metrics["cv_examples"] == 1437 and final[0].weight == 2
+    assert final[1].metrics["cv_folds"] == 2 and "cv_folds" not in searched[1].metrics
+    assert set(problem.cache) == {small_space.genome_hash(small_space.canonical(g)) for g in (a, b)}
+    evaluate(problem, LocalExecutor(), np.array([a], dtype=np.float32), 2, 1, purpose=seeding.PURPOSE_FINAL)
+    assert len(tasks) == 6  # cross-validated once only
+    plain = _problem(small_space, digits)  # final_folds 0: the final choice is the search's result
+    evaluate(plain, LocalExecutor(), np.array([a], dtype=np.float32), 0, 1)
+    again = evaluate(plain, LocalExecutor(), np.array([a], dtype=np.float32), 1, 1, purpose=seeding.PURPOSE_FINAL)
+    assert again[0].metrics.get("cached") and plain.cv_trainings == 0
+
+
+def test_include_defaults_starts_the_search_from_the_spaces_default_point(small_space, digits):
+    rng = lambda: np.random.default_rng(4)  # noqa: E731
+    plain = _problem(small_space, digits).init_genomes(rng(), 5)
+    seeded = _problem(small_space, digits, include_defaults=True).init_genomes(rng(), 5)
+    assert small_space.canonical(seeded[0]) == small_space.canonical(small_space.encode(small_space.defaults()))
+    np.testing.assert_array_equal(seeded[1:], plain[1:])  # the others: the same draws as without it
+
+
+def test_search_run_with_cross_validation_reports_it_and_refits_the_full_schedule(tmp_path):
+    import io
+
+    from evonet import config
+    from evonet.runner import run_experiment
+
+    cfg = config.load(ROOT / "experiments" / "digits_search.yaml", [
+        "search.space=dense_classifier", "ga.population=3", "ga.offspring=2", "ga.generations=1",
+        "search.epochs=2", "search.patience=1", "ga.hall_of_fame=2", "search.final_folds=2",
+        "search.include_defaults=true"])
+    stream = io.StringIO()
+    run_dir, result = run_experiment(cfg, tmp_path / "run", stream=stream)
+    summary = json.loads((run_dir / "best" / "summary.json").read_text())
+    cv = summary["cross_validation"]
+    assert cv["folds"] == 2 and cv["examples"] == 1437 and len(cv["fold_accuracies"]) == 2
+    assert len(cv["candidates"]) == 2 and cv["trainings"] == 4
+    assert cv["accuracy"] == max(c["cv_accuracy"] for c in cv["candidates"]) == result.best_fitness
+    assert summary["refit"]["epochs"] == min(summary["genome"].get("epochs", 2), 2)  # the full schedule
+    text = stream.getvalue()
+    assert "2-fold cross-validation accuracy" in text and "its full schedule" in text
+    assert "best game" not in text and "M steps/s" not in text  # no snake wording in a digits search
+    assert f"best {result.logbook[0]['best']:7.4f}" in text  # accuracies with 4 decimals
+    candidates = json.loads((run_dir / "best" / "candidates.json").read_text())
+    assert [c["final_games"] for c in candidates] == [2, 2]  # two folds each
 
 
 def test_failed_training_does_not_stop_the_search(tmp_path, digits):
@@ -458,6 +570,9 @@ def test_bad_inputs_exit_2_with_one_line_before_training(tmp_path, capsys):
         (["--set", f"search.space={space}"], "genes.units_1.low: must be <= high"),
         (["--set", "search.dataset=npz"], "search.data_path: dataset npz needs a path"),
         (["--set", "search.objectives=accuracy+params"], "search.objectives: accuracy+params needs"),
+        (["--set", "search.final_folds=1"], "search.final_folds: cross-validation needs at least 2 folds"),
+        (["--set", "search.fitness=snake", "--set", "search.space=snake_mlp"],
+         "search.final_folds: cross-validation needs fitness: accuracy"),
     ):
         code = main(["run", str(ROOT / "experiments" / "digits_search.yaml"), "--out", str(tmp_path / "never"), *args])
         err = capsys.readouterr().err
@@ -475,10 +590,11 @@ def test_digits_search_cli_smoke_exports_a_raw_input_model(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "best" / "summary.json").read_text())
     assert {"genome", "params", "val_accuracy", "test_accuracy"} <= set(summary)
-    # the exported model is the best genome refit on training + validation data for its best epoch
+    # the exported model is the best genome, chosen by 3-fold cross-validation, refit on
+    # training + validation data for its full schedule (here capped at 1 epoch)
     d = summary["dataset"]
     assert summary["refit"]["train_examples"] == d["train"] + d["validation"] == 1437
-    assert summary["refit"]["epochs"] == summary["best_epoch"] >= 1
+    assert summary["cross_validation"]["folds"] == 3 and summary["refit"]["epochs"] == 1
     assert "refit on 1437 training + validation images" in proc.stdout
     check = ("import numpy as np, sys, keras\n"
              "from evonet.data import load_digits\n"

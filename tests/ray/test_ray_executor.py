@@ -94,6 +94,10 @@ def test_search_dataset_goes_to_the_object_store_once_same_results(ray_session):
         log, result = h.evolve(cfg_ray, ex, problem)
         counts = ex.map(h.fetch_counts, range(2))
     assert log == local_log
+    # the final choice (3-fold cross-validation of the hall of fame, as digits_search.yaml asks)
+    # ran on the workers too: the same folds, seeds and pooled accuracies
+    assert problem.cv_trainings == 3 * len(result.candidates) == 6
+    assert result.candidates == local.candidates
     assert result.best_fitness == local.best_fitness
     assert len({c["pid"] for c in counts}) == 2
     # both workers trained, each fetched the dataset exactly once
