@@ -171,7 +171,7 @@ def prepare_resume(run_dir: str | Path, overrides: list[str] | None = None, forc
             )
         strategy = make_strategy(
             cfg.ga, genomes, problem.low, problem.up, seeding.generator(cfg.seed, seeding.PURPOSE_STRATEGY),
-            weights=getattr(problem, "weights", None),
+            weights=getattr(problem, "weights", None), similar=getattr(problem, "same_genome", None),
         )
         if not hasattr(strategy, "set_state"):
             raise CheckpointError(f"ga.algorithm {cfg.ga.algorithm}: this strategy cannot be resumed from a checkpoint")

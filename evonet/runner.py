@@ -189,6 +189,7 @@ def _run(cfg, problem, executor, out, stream) -> tuple[Path, RunResult]:
     strategy = make_strategy(
         cfg.ga, genomes, problem.low, problem.up, seeding.generator(cfg.seed, seeding.PURPOSE_STRATEGY),
         weights=getattr(problem, "weights", None),  # multi-objective problems (NSGA-II)
+        similar=getattr(problem, "same_genome", None),  # hyperparameter genomes: one network, one entry
     )
     store.acquire_lock()
     store.claim_lock()

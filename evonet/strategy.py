@@ -34,7 +34,7 @@ class GeneticAlgorithm:
     """ask / tell genetic algorithm over a DEAP toolbox."""
 
     def __init__(self, ga_cfg, genomes: np.ndarray, low: float, up: float, rng: np.random.Generator,
-                 weights: Sequence[float] | None = None):
+                 weights: Sequence[float] | None = None, similar=None):
         self.cfg = ga_cfg
         self.rng = rng
         # weights: DEAP fitness weights of a multi-objective problem, e.g. (1.0, -1.0) for
@@ -43,7 +43,9 @@ class GeneticAlgorithm:
         self.toolbox = base.Toolbox()
         register_operators(self.toolbox, ga_cfg.selection, ga_cfg.crossover, ga_cfg.mutation, low, up)
         self.population = [self._new(g) for g in genomes]
-        self.hof = tools.HallOfFame(ga_cfg.hall_of_fame, similar=_same_genome)
+        # similar: when two individuals are one genome for the hall of fame (default: equal
+        # genes; hyperparameter genomes: the same network, i.e. the same canonical hash)
+        self.hof = tools.HallOfFame(ga_cfg.hall_of_fame, similar=similar or _same_genome)
         self.generation = -1  # the initial population is generation 0
         self._pending: list | None = None
         self._offspring: list | None = None
@@ -250,10 +252,11 @@ def _pool(ind, res: EvalResult) -> None:
 
 
 def make_strategy(ga_cfg, genomes: np.ndarray, low: float, up: float, rng: np.random.Generator,
-                  weights: Sequence[float] | None = None):
-    """The ask / tell strategy ``ga.algorithm`` names: the GA, or CMA-ES."""
+                  weights: Sequence[float] | None = None, similar=None):
+    """The ask / tell strategy ``ga.algorithm`` names: the GA, or CMA-ES. ``similar(a, b)``:
+    whether two individuals are the same genome for the GA's hall of fame."""
     if ga_cfg.algorithm == "cma_es":
         from evonet.cma_es import CMAES
 
         return CMAES(ga_cfg, genomes, low, up, rng)
-    return GeneticAlgorithm(ga_cfg, genomes, low, up, rng, weights=weights)
+    return GeneticAlgorithm(ga_cfg, genomes, low, up, rng, weights=weights, similar=similar)

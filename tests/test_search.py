@@ -395,6 +395,26 @@ def test_final_cross_validation_is_its_own_cache_one_task_per_fold(small_space, 
     assert again[0].metrics.get("cached") and plain.cv_trainings == 0
 
 
+def test_hall_of_fame_keeps_one_entry_per_network(small_space, digits):
+    from evonet import config
+    from evonet.problems.base import EvalResult
+    from evonet.strategy import GeneticAlgorithm
+
+    problem = _problem(small_space, digits)
+    a = small_space.encode({"n_layers": 1, "units_1": 8})
+    a_inactive = a.copy()
+    a_inactive[small_space.index["units_3"]] = 0.01  # the same network
+    b = small_space.encode({"n_layers": 1, "units_1": 12})
+    assert problem.same_genome(a, a_inactive) and not problem.same_genome(a, b)
+    ga_cfg = config.load(ROOT / "experiments" / "digits_search.yaml", ["ga.hall_of_fame=3"]).ga
+    for similar, size in ((None, 3), (problem.same_genome, 2)):
+        ga = GeneticAlgorithm(ga_cfg, np.array([a, a_inactive, b]), 0.0, 1.0, np.random.default_rng(0),
+                              similar=similar)
+        pending = ga.ask()
+        ga.tell(pending, [EvalResult(0.9), EvalResult(0.9), EvalResult(0.5)])
+        assert len(ga.hof) == size  # genes compared as floats, or as networks
+
+
 def test_include_defaults_starts_the_search_from_the_spaces_default_point(small_space, digits):
     rng = lambda: np.random.default_rng(4)  # noqa: E731
     plain = _problem(small_space, digits).init_genomes(rng(), 5)

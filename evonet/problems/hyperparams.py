@@ -5,7 +5,7 @@ A genome is a float vector in [0, 1]^n decoded by a :class:`~evonet.space.Search
 its operators evolve it with ``low, up = 0, 1``. Every genome is trained and scored:
 
 * ``fitness: accuracy``: validation accuracy of the model trained on the training split
-  (:mod:`evonet.evaluators.keras_train`); the test split is used once, in :meth:`finalize`;
+  (:mod:`evonet.evaluators.accuracy`); the test split is used once, in :meth:`finalize`;
 * ``fitness: snake``: mean score of the network trained on the heuristic's games
   (:mod:`evonet.evaluators.snake_train`).
 
@@ -18,6 +18,12 @@ genomes never trained before, once each, and fills the others from the cache: a 
 genome is never trained twice. Hits are counted in the logbook (``cache_hits``) and count
 against the budget like any evaluation. The training seed of a genome derives from (run
 seed, canonical hash), so a genome's result does not depend on when it was first seen.
+
+The final best: with ``search.final_folds`` the loop's final choice among the hall of fame
+(``PURPOSE_FINAL``) cross-validates every distinct member on train + validation, one task
+per (genome, fold) (:func:`evonet.evaluators.accuracy.cross_validate_fold`), and the winner
+is refit for its full schedule; otherwise it is the best validation accuracy, refit for its
+best epoch. ``search.include_defaults`` puts the space's default point in the first generation.
 """
 
 from __future__ import annotations
@@ -205,6 +211,13 @@ class HyperparamProblem:
             genomes[0] = self.space.encode(self.space.defaults())
         return genomes
 
+    def same_genome(self, a, b) -> bool:
+        """Two genomes train the same network (one canonical hash): the hall of fame keeps one."""
+        return self.genome_hash_of(a) == self.genome_hash_of(b)
+
+    def genome_hash_of(self, genome) -> str:
+        return self.space.genome_hash(self.space.canonical(np.asarray(genome, dtype=np.float64)))
+
     def seed_of(self, h: str) -> int:
         return int(np.random.SeedSequence([self.run_seed, int(h, 16)]).generate_state(1)[0])
 
@@ -372,8 +385,7 @@ class HyperparamProblem:
             return f"mean score {result.best_fitness:.2f} over {self.snake.games} training games (the search's)"
         n = len(result.candidates)
         if self.final_folds:
-            best = self.cv.get(self.space.genome_hash(self.space.canonical(
-                np.asarray(result.best_genome, dtype=np.float64))))
+            best = self.cv.get(self.genome_hash_of(result.best_genome))
             where = (f" on {int(best.metrics['cv_examples'])} training + validation examples"
                      if best is not None and best.error is None else "")
             return (f"{self.final_folds}-fold cross-validation accuracy {result.best_fitness:.4f}{where} "
