@@ -76,9 +76,9 @@ def one_thread_batches(keras, x: np.ndarray, y: np.ndarray, batch_size: int, see
 
     Given numpy arrays, Keras's TensorFlow backend builds its own ``tf.data`` pipeline with
     a thread pool and autotuning outside TensorFlow's thread settings, so a "one-thread"
-    training keeps more than one core busy (see
-    :func:`evonet.evaluators.keras_train._batches`). This pipeline has a private one-thread
-    pool and no autotuning. With ``seed`` the examples are reshuffled every epoch in an
+    training keeps more than one core busy, and two workers on two cores lose about a third
+    of their speed to each other (measured with ``evonet bench ray``). This pipeline has a
+    private one-thread pool and no autotuning. With ``seed`` the examples are reshuffled every epoch in an
     order that depends only on ``seed``. None on other backends (``fit`` gets the arrays).
     """
     if keras.backend.backend() != "tensorflow":

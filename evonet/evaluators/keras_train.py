@@ -5,7 +5,8 @@ the dataset or a handle from ``executor.share`` (the dataset goes into Ray's obj
 once and every worker caches it, see :func:`evonet.executors.resolve`). Every random
 draw comes from ``seed``: the initial weights (seeded initializers) and the order of the
 training samples (a numpy Generator), so an evaluation gives the same result in any
-process. TensorFlow runs with one thread (:func:`evonet.tf_utils.import_keras`).
+process. TensorFlow runs with one thread (:func:`evonet.tf_utils.import_keras`), and so does
+the input pipeline (:func:`evonet.evaluators.accuracy.one_thread_batches`).
 
 The digits data (:func:`digits_data`) makes one evaluation with the default parameters
 take about 2 s on one core: the Ray benchmark (``evonet bench ray``) uses it.
@@ -48,21 +49,6 @@ def _seed32(seed: int, k: int) -> int:
     return int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def _batches(keras, x: np.ndarray, y: np.ndarray, batch_size: int):
-    """The training batches, in order, as Keras ``fit`` input that uses one thread.
-
-    Given numpy arrays, Keras's TensorFlow backend feeds ``fit`` through a ``tf.data``
-    pipeline with its own thread pool and autotuning, outside TensorFlow's intra/inter-op
-    thread settings: a "one-thread" training then keeps more than a core busy, and two
-    workers on two cores lose about a third of their speed to each other (measured with
-    ``evonet bench ray``). A dataset with a private one-thread pool and autotuning off
-    keeps each evaluation on one core. None on other backends (``fit`` gets the arrays).
-    """
-    from evonet.evaluators.accuracy import one_thread_batches
-
-    return one_thread_batches(keras, x, y, batch_size)
-
-
 def train_and_score(params: dict, seed: int, data: Any) -> EvalResult:
     """Train the classifier ``params`` describe on ``data`` and score it.
 
@@ -72,6 +58,7 @@ def train_and_score(params: dict, seed: int, data: Any) -> EvalResult:
     accuracy; metrics: ``val_loss``, ``train_accuracy``, ``n_params``. An evaluation that
     raises gives a failed result (``error`` set, fitness -inf) instead.
     """
+    from evonet.evaluators.accuracy import one_thread_batches
     from evonet.executors import resolve
 
     start = time.perf_counter()
@@ -101,7 +88,7 @@ def train_and_score(params: dict, seed: int, data: Any) -> EvalResult:
         # the epochs' sample orders from the seed, laid end to end: one fit call, no shuffling by Keras
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1_000_003]))
         order = np.concatenate([rng.permutation(len(x)) for _ in range(int(p["epochs"]))])
-        batches = _batches(keras, x[order], y[order], int(p["batch_size"]))
+        batches = one_thread_batches(keras, x[order], y[order], int(p["batch_size"]))
         if batches is None:
             hist = model.fit(x[order], y[order], batch_size=int(p["batch_size"]), epochs=1, shuffle=False, verbose=0)
         else:
