@@ -157,6 +157,32 @@ class SearchConfig:
 
 
 @dataclass
+class GymConfig:
+    """Gymnasium problems (genome: gym): the weights of a fixed policy network on an environment (docs/gym.md)."""
+
+    env: str = _f("CartPole-v1", "a registered Gymnasium environment id, e.g. CartPole-v1, LunarLander-v3")
+    env_kwargs: dict = _f(None, "keyword arguments for gymnasium.make", factory=dict)
+    episodes: int = _f(4, "episodes per individual per evaluation (fitness = mean return)", min=1, max=100_000)
+    max_steps: Optional[int] = _f(None, "cut every episode after N steps; null: the environment's own limit", min=1)
+    eval_episodes: int = _f(
+        100, "episodes on evaluation seeds (never used in training) played by the final best policy", min=0,
+        max=1_000_000,
+    )
+
+
+@dataclass
+class FunctionConfig:
+    """Fitness-function problems (genome: function): a Python function scores batches of weight vectors."""
+
+    fitness: str = _f("", "the fitness function as module:function (maximised); batched: (genomes, seeds) -> (n,)")
+    n_genes: int = _f(10, "genes per genome", min=1, max=100_000_000)
+    init: Literal["uniform", "normal", "zeros"] = _f(
+        "uniform", "initial genomes: uniform in [-init_scale, init_scale], normal(0, init_scale), or zeros"
+    )
+    init_scale: float = _f(1.0, "scale of the initial genomes", min=0.0)
+
+
+@dataclass
 class CheckpointConfig:
     """Checkpoints of the run directory (docs/runs.md): what `evonet resume` continues from."""
 
@@ -199,15 +225,18 @@ class ExperimentConfig:
 
     name: str = _f("snake_weights", "run name; the run directory is runs/NAME-seedS-TIMESTAMP")
     seed: int = _f(0, "run seed: every random draw derives from it", min=0, max=2**32 - 1)
-    genome: Literal["weights", "hyperparameters"] = _f(
-        "weights", "genome kind: weights = flat weight vector of a fixed network; hyperparameters = "
-        "architecture and training settings from search.space, every genome trained"
+    genome: Literal["weights", "hyperparameters", "gym", "function"] = _f(
+        "weights", "genome kind: weights = flat weight vector of a fixed network on snake; hyperparameters = "
+        "architecture and training settings from search.space, every genome trained; gym = weights of a "
+        "policy network on a Gymnasium environment; function = a vector scored by a fitness function"
     )
     snake: SnakeConfig = _f(None, "the game", factory=SnakeConfig)
     network: NetworkConfig = _f(None, "the network", factory=NetworkConfig)
     ga: GAConfig = _f(None, "the evolutionary algorithm", factory=GAConfig)
     executor: ExecutorConfig = _f(None, "where evaluations run", factory=ExecutorConfig)
     search: SearchConfig = _f(None, "architecture search (genome: hyperparameters)", factory=SearchConfig)
+    gym: GymConfig = _f(None, "Gymnasium environment (genome: gym)", factory=GymConfig)
+    function: FunctionConfig = _f(None, "fitness function (genome: function)", factory=FunctionConfig)
     eval_games: int = _f(
         1000, "games on evaluation seeds 0..N-1 played by the final best agent at the end of the run", min=0,
         max=2**32,

@@ -20,4 +20,12 @@ def make_problem(cfg):
         from evonet.problems.hyperparams import HyperparamProblem
 
         return HyperparamProblem.from_config(cfg)
+    if cfg.genome == "gym":
+        from evonet.problems.gym import GymProblem
+
+        return GymProblem.from_config(cfg)
+    if cfg.genome == "function":
+        from evonet.problems.function import FunctionProblem
+
+        return FunctionProblem.from_config(cfg)
     raise ValueError(f"unknown genome kind {cfg.genome!r}")
