@@ -160,7 +160,10 @@ def prepare_resume(run_dir: str | Path, overrides: list[str] | None = None, forc
             f"ga.generations: {cfg.ga.generations} is below the checkpoint's generation {gen}; "
             f"the run can only go on from there"
         )
-    problem = make_problem(cfg)
+    from evonet.runner import PROBLEM_PICKLE, load_problem
+
+    pickled = run_dir / PROBLEM_PICKLE
+    problem = load_problem(pickled) if pickled.is_file() else make_problem(cfg)
     try:
         s_state = ckpt.state["strategy"]
         genomes = np.asarray(s_state["population"]["genomes"], dtype=np.float64)

@@ -24,6 +24,7 @@ from typing import Iterator, TextIO
 from evonet import config as config_mod
 from evonet import seeding
 from evonet.checkpoint import Checkpointer
+from evonet.errors import ConfigError
 from evonet.executors import make_executor
 from evonet.loop import RunResult, run_evolution
 from evonet.progress import ProgressBar, choose_mode
@@ -168,18 +169,59 @@ class SignalGuard:
                 signal.signal(sig, handler)
 
 
-def run_experiment(cfg, out: str | Path | None = None, stream: TextIO = sys.stdout) -> tuple[Path, RunResult]:
-    """Run a validated experiment; returns the run directory and the result."""
-    problem = make_problem(cfg)
+#: a problem given as an object (the Python API: user functions, data) is saved here with
+#: cloudpickle, so ``evonet resume RUN_DIR`` can rebuild it without the script that made it
+PROBLEM_PICKLE = "problem.pkl"
+
+
+def run_experiment(cfg, out: str | Path | None = None, stream: TextIO = sys.stdout,
+                   problem=None) -> tuple[Path, RunResult]:
+    """Run a validated experiment; returns the run directory and the result.
+
+    ``problem``: a ready problem object (the Python API builds one around user functions);
+    by default the one ``cfg`` describes. A given problem is pickled into the run directory
+    (``problem.pkl``) so that ``evonet resume`` continues the run."""
+    given = problem is not None
+    if problem is None:
+        problem = make_problem(cfg)
     # the executor first: a bad executor setup (unreachable cluster, missing GPUs, ...)
     # fails with a one-line error before the run directory exists
     executor = make_executor(cfg)
     with executor:
-        return _run(cfg, problem, executor, out, stream)
+        return _run(cfg, problem, executor, out, stream, given)
 
 
-def _run(cfg, problem, executor, out, stream) -> tuple[Path, RunResult]:
+def pickle_problem(problem) -> bytes:
+    """A problem given as an object, pickled for the run directory (cloudpickle: functions
+    defined in a script or a notebook travel by value)."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(problem)
+    except Exception as exc:  # noqa: BLE001 - whatever the user's objects raise
+        raise ConfigError(f"the problem cannot be pickled for the run directory ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())}); user functions must be picklable") from None
+
+
+def load_problem(path: Path):
+    """The problem :func:`save_problem` wrote (the modules its functions use must import)."""
+    import cloudpickle
+
+    try:
+        with open(path, "rb") as fh:
+            return cloudpickle.load(fh)
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(f"{path}: cannot load the run's problem ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())})") from None
+
+
+def _run(cfg, problem, executor, out, stream, given: bool = False) -> tuple[Path, RunResult]:
+    pickled = pickle_problem(problem) if given else None  # before the run directory exists
     store = RunStore.create(out or default_run_dir(cfg.name, cfg.seed))
+    if pickled is not None:
+        from evonet.store import atomic_write_bytes
+
+        atomic_write_bytes(store.file(PROBLEM_PICKLE), pickled)
     store.write_text("config.yaml", config_mod.dump_yaml(cfg))
     store.write_json("problem.json", problem.describe())
     store.write_json("run.json", _new_run_info())
