@@ -469,10 +469,32 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
+#: the experiments shipped inside the package (``evonet run NAME`` runs one by name)
+SHIPPED_EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
+
+
+def shipped_experiments() -> dict[str, Path]:
+    """Name -> file of every experiment shipped with evonet (package data)."""
+    return {p.stem: p for p in sorted(SHIPPED_EXPERIMENTS.glob("*.yaml"))}
+
+
+def resolve_experiment(path: str | Path) -> Path:
+    """A config file as given, else a shipped experiment by name (``digits_search`` or
+    ``experiments/digits_search.yaml`` from any directory); a ConfigError names the closest."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    shipped = shipped_experiments()
+    stem = p.name[:-5] if p.name.endswith(".yaml") else p.name
+    if stem in shipped and (len(p.parts) == 1 or p.parent.name == "experiments"):
+        return shipped[stem]
+    close = difflib.get_close_matches(stem, list(shipped), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"{path}: no such config file or shipped experiment{hint}; shipped: {', '.join(shipped)}")
+
+
 def read_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
+    path = resolve_experiment(path)
     try:
         return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -403,11 +403,12 @@ def _parse(data: Any, source: str) -> SearchSpace:
 
 
 def resolve_space_path(path: str | Path) -> Path:
-    """``path`` as given, else relative to the repository's ``search_spaces/`` folder."""
+    """``path`` as given, else a space of ``./search_spaces/`` or one shipped with evonet, by name."""
     p = Path(path)
     if p.is_file():
         return p
-    for base in (Path.cwd() / "search_spaces", Path(__file__).resolve().parents[1] / "search_spaces"):
+    # the working directory's own spaces first, then those shipped with evonet (package data)
+    for base in (Path.cwd() / "search_spaces", Path(__file__).resolve().parent / "search_spaces"):
         for cand in (base / p, base / p.name, base / f"{p.name}.yaml"):
             if cand.is_file():
                 return cand
