@@ -113,3 +113,35 @@ def test_ray_address_honoured_and_a_missing_token_is_one_line(cluster, tmp_path)
     assert len(errors) == 1 and errors[0].startswith("evonet: error: "), proc.stderr
     assert cluster["address"] in errors[0] and "RAY_AUTH_TOKEN" in errors[0]
     assert not out.exists()
+
+
+USER_SCRIPT = '''
+import json, sys
+import numpy as np
+import evonet
+
+SHIFT = np.linspace(-1, 1, 6)  # a module-level value of the script, captured by the function
+
+def shifted_sphere(genomes, seeds):  # defined in __main__: it reaches the workers by value
+    import os
+    return -((genomes - SHIFT) ** 2).sum(axis=1) + 0 * len(os.getpid().__str__())
+
+kw = dict(n_genes=6, fitness=shifted_sphere, population=8, generations=5, seed=1, progress="none",
+          tensorboard=False)
+ray = evonet.evolve(out=sys.argv[1] + "/ray", executor="ray", address=sys.argv[2], workers=2, chunk=2, **kw)
+local = evonet.evolve(out=sys.argv[1] + "/local", **kw)
+print(json.dumps({"ray": [g["best"] for g in ray.logbook], "local": [g["best"] for g in local.logbook],
+                  "ray_best": ray.best_fitness, "local_best": local.best_fitness}))
+'''
+
+
+def test_a_fitness_function_of_a_user_script_reaches_workers_on_two_nodes(cluster, tmp_path):
+    script = tmp_path / "user_script.py"
+    script.write_text(USER_SCRIPT)
+    env = dict(cluster["env"], KERAS_HOME=str(tmp_path / "keras"), MPLCONFIGDIR=str(tmp_path / "mpl"))
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path), cluster["address"]], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["ray"] == out["local"] and out["ray_best"] == out["local_best"]
+    assert json.loads((tmp_path / "ray" / "summary.json").read_text())["failures"] == 0
