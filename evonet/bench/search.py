@@ -121,7 +121,7 @@ def run_evonet(space_path: str, evaluations: int, population: int, seed: int, ep
     from evonet.executors import LocalExecutor
     from evonet.loop import run_evolution
     from evonet.problems.hyperparams import HyperparamProblem
-    from evonet.strategy import GeneticAlgorithm
+    from evonet.strategies.ga import GeneticAlgorithm
 
     generations = max(0, -(-(evaluations - population) // population))
     cfg = config.load(Path(__file__).resolve().parents[2] / "experiments" / "digits_search.yaml", [

@@ -125,7 +125,7 @@ class CMAES(AskTell):
     def __init__(self, n_genes: int, population: int | None = None, seed: int = 0, sigma: float = 0.5,
                  centroid: Sequence[float] | None = None, bound: float = 1e6, hall_of_fame: int = 10):
         super().__init__(n_genes, seed)
-        from evonet.cma_es import CMAES as _CMAES
+        from evonet.strategies.cma_es import CMAES as _CMAES
 
         population = default_population("cma_es", self.n_genes) if population is None else population
         cfg = _ga_config(algorithm="cma_es", population=population, sigma=sigma, bound=bound,
@@ -156,7 +156,7 @@ class GeneticAlgorithm(AskTell):
                  crossover: dict | None = None, mutation: dict | None = None, cxpb: float | None = None,
                  mutpb: float | None = None, elitism: int | None = None, hall_of_fame: int = 10):
         super().__init__(n_genes, seed)
-        from evonet.strategy import GeneticAlgorithm as _GA
+        from evonet.strategies.ga import GeneticAlgorithm as _GA
 
         if algorithm not in ("simple", "mu_plus_lambda"):
             raise ConfigError(f"algorithm: unknown value {algorithm!r}; choose from simple, mu_plus_lambda")
