@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from evonet.errors import DependencyNotInstalled, EvonetError
+from evonet.core.executor import Executor, SharedHandle, SharedValue, resolve  # noqa: F401 (re-exported)
 
 # ----------------------------------------------------------------------------- errors
 
@@ -58,16 +59,6 @@ class EvaluationFailed(EvonetError):
 # ----------------------------------------------------------------------------- shared data
 
 
-@dataclass(frozen=True)
-class SharedValue:
-    """Shared data of an in-process executor: the value itself (nothing is copied)."""
-
-    value: Any
-
-    def get(self) -> Any:
-        return self.value
-
-
 #: Per-process cache of shared data fetched from the Ray object store (object id -> value).
 _SHARED_CACHE: "collections.OrderedDict[str, Any]" = collections.OrderedDict()
 _SHARED_CACHE_SIZE = 4
@@ -76,7 +67,7 @@ SHARED_FETCHES: collections.Counter = collections.Counter()
 
 
 @dataclass(frozen=True)
-class RaySharedValue:
+class RaySharedValue(SharedHandle):
     """Shared data in the Ray object store; :meth:`get` fetches it once per process."""
 
     ref: Any  # ray.ObjectRef
@@ -100,17 +91,10 @@ class RaySharedValue:
         return value
 
 
-def resolve(data: Any) -> Any:
-    """The value behind a handle from ``executor.share`` (any other object is returned as is)."""
-    if isinstance(data, (SharedValue, RaySharedValue)):
-        return data.get()
-    return data
-
-
 # ----------------------------------------------------------------------------- local
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Evaluate tasks one after another in the calling process."""
 
     name = "local"
@@ -400,7 +384,7 @@ def _node_capacity(resources: dict, cpus: float, gpus: float) -> int:
     return cap
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Evaluate tasks on ``workers`` warm Ray workers, results in task order.
 
     Args:

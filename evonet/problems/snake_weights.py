@@ -9,7 +9,7 @@ import numpy as np
 
 from evonet import seeding
 from evonet.nn import MLPSpec
-from evonet.problems.base import EvalResult
+from evonet.problems.base import EvalResult, GameMetrics, Problem
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def evaluate_snake_task(task: SnakeTask) -> list[EvalResult]:
     return out
 
 
-class SnakeWeightsProblem:
+class SnakeWeightsProblem(GameMetrics, Problem):
     """Flat weight vectors of ``spec``; fitness = mean snake score over ``games`` games."""
 
     def __init__(

@@ -24,7 +24,8 @@ import numpy as np
 from deap import cma
 
 from evonet.strategies.operators import individual_class
-from evonet.problems.base import EvalResult
+from evonet.core.strategy import Strategy
+from evonet.core.types import EvalResult
 from evonet.strategies.ga import WORST, _individuals_from_state, _individuals_state, _jsonable_state
 
 
@@ -39,7 +40,7 @@ def numpy_random(rng: np.random.Generator) -> Iterator[None]:
         np.random.set_state(saved)
 
 
-class CMAES:
+class CMAES(Strategy):
     """CMA-ES over flat genomes, with the same ask / tell interface as the GA."""
 
     #: the parts of deap.cma.Strategy that change as it runs (the rest derives from its params)

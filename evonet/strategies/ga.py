@@ -25,12 +25,13 @@ import numpy as np
 from deap import algorithms, base, tools
 
 from evonet.strategies.operators import deap_random, individual_class, register_operators
-from evonet.problems.base import EvalResult
+from evonet.core.strategy import Strategy
+from evonet.core.types import EvalResult
 
 WORST = -1e30
 
 
-class GeneticAlgorithm:
+class GeneticAlgorithm(Strategy):
     """ask / tell genetic algorithm over a DEAP toolbox."""
 
     def __init__(self, ga_cfg, genomes: np.ndarray, low: float, up: float, rng: np.random.Generator,

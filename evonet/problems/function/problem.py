@@ -27,7 +27,7 @@ import numpy as np
 
 from evonet import seeding
 from evonet.errors import ConfigError
-from evonet.problems.base import EvalResult
+from evonet.problems.base import EvalResult, Problem
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def import_function(path: str, where: str = "function.fitness") -> Callable:
     return fn
 
 
-class FunctionProblem:
+class FunctionProblem(Problem):
     """``n_genes`` floats in ``[low, up]``; fitness = the mean of ``repeats`` calls of ``fitness``.
 
     ``batched=False``: ``fitness(genome (n_genes,), seed int) -> float``, called per genome.
