@@ -226,3 +226,34 @@ def test_model_that_does_not_match_json(agent_dir):
     other = MLPSpec(7, (4,), 3, "tanh", "linear")
     save_keras(agent_dir / "agent.keras", other, _weights(other, 1))
     assert "does not match agent.json" in _load_error(agent_dir)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_run_files_get_the_mode_the_umask_allows(tmp_path, umask, mode):
+    """Atomic writes go through a temporary file (mkstemp makes it 0600): the final files
+    must have the mode a plain open() gives, 0666 less the umask."""
+    import os
+    import stat
+
+    from evonet import store as store_mod
+
+    old = os.umask(umask)
+    try:
+        store = store_mod.RunStore.create(tmp_path / "run")
+        store.write_json("summary.json", {"a": 1})
+        store.write_text("config.yaml", "seed: 0\n")
+        store.save_genome("best/genome.npz", np.zeros(3))
+        spec = _spec("blog7")
+        save_agent(store.file("best"), spec, _weights(spec, 1), "blog7", RULES)
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "plain").stat().st_mode) == mode
+    for rel in ("summary.json", "config.yaml", "best/genome.npz", "best/agent.json", "best/agent.keras"):
+        assert stat.S_IMODE(store.file(rel).stat().st_mode) == mode, rel
+    old = os.umask(umask)
+    try:  # the umask is read without being changed
+        assert store_mod.current_umask() == umask and os.umask(umask) == umask
+    finally:
+        os.umask(old)
