@@ -10,7 +10,7 @@ the latest checkpoint) and, when present, ``summary.json``. Writes into
 * ``eval_time.png``: histogram of the seconds per evaluation;
 * ``pareto.png``: the last population in objective space with its Pareto front, only
   when the fitness has two objectives;
-* ``report.md``: the figures, the stop reason, the benchmark of the best agent, and
+* ``report.md``: the figures, the rule set and board of the snake scores, the stop reason, the benchmark of the best agent, and
   every failed evaluation with its error.
 """
 
@@ -158,6 +158,31 @@ def _num(value: Any, fmt: str = ".4g") -> str:
     return "-" if value is None else _md(value)
 
 
+def game_label(run_dir: Path, summary: dict) -> str | None:
+    """The snake game the run's scores come from, e.g. ``classic rules, 10x10 board``
+    (from the benchmark table, ``best/eval.json``, or ``problem.json``); None when the
+    fitness is not a snake score (accuracy, a gym environment, a function)."""
+    sources = [summary.get("eval"), _read_json(run_dir / "best" / "eval.json")]
+    for ev in sources:
+        rules = ev.get("rules") if isinstance(ev, dict) else None
+        if isinstance(rules, dict) and rules.get("name"):
+            w, h = rules.get("width"), rules.get("height")
+            return f"{rules['name']} rules" + (f", {w}x{h} board" if w and h else "")
+    problem = _read_json(run_dir / "problem.json")
+    if not isinstance(problem, dict):
+        return None
+    if problem.get("genome") == "hyperparameters":
+        if problem.get("fitness") != "snake" or not isinstance(problem.get("snake"), dict):
+            return None
+        problem = problem["snake"]
+    rules, board = problem.get("rules"), problem.get("board")
+    if not isinstance(rules, str):
+        return None
+    if isinstance(board, int):
+        board = f"{board}x{board}"
+    return f"{rules} rules" + (f", {board} board" if board else "")
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the plots and ``report.md``; returns the path of ``report.md``."""
     run_dir = Path(run_dir)
@@ -220,9 +245,11 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                   f"`evonet resume {run_dir}` continues it")
     else:
         status = "not finished; no checkpoint"
+    game = game_label(run_dir, summary)
     lines = [f"# Run report: {_md(name)}", "", f"`{run_dir}` — {_md(status)}", "", "| | |", "|---|---|"]
     rows = [
         ("seed", seed),
+        *([("game (the scores' rule set and board)", game)] if game else []),
         ("generations", f"{last['gen']} of {generations}"),
         ("evaluations", summary.get("evaluations", sum(int(r.get("evals", 0)) for r in logbook))),
         ("best fitness, last generation", _num(last.get("best"))),
@@ -241,7 +268,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         rows.append(("resumed", f"{len(summary['resumes'])} time(s), from generation(s) "
                                  + ", ".join(str(r.get("from_generation")) for r in summary["resumes"])))
     lines += [f"| {k} | {_md(v)} |" for k, v in rows]
-    lines += ["", "## Fitness", "", "![fitness](fitness.png)", ""]
+    lines += ["", "## Fitness", ""]
+    if game:
+        lines += [f"Snake scores: {_md(game)}.", ""]
+    lines += ["![fitness](fitness.png)", ""]
     if plots["diversity"]:
         lines += ["## Population diversity", "", "Mean over genes of the population's per-gene standard deviation.",
                   "", "![diversity](diversity.png)", ""]
@@ -256,7 +286,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                   "", "![pareto front](pareto.png)", ""]
     ev = summary.get("eval")
     if isinstance(ev, dict):
-        lines += ["## Best agent on evaluation seeds", "", f"{_md(ev.get('seeds', ''))}", "", "| | |", "|---|---|"]
+        where = ", ".join(_md(x) for x in (ev.get("seeds"), game) if x)
+        lines += ["## Best agent on evaluation seeds", "", where, "", "| | |", "|---|---|"]
         for key in ("games", "mean", "ci95", "median", "min", "max", "win_rate", "steps_per_apple"):
             if key in ev:
                 lines.append(f"| {key} | {_num(ev[key])} |")

@@ -218,3 +218,28 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("evonet: error:") for line in err)
+
+
+def test_report_names_the_rule_set_and_board_of_its_scores(failing_run, tmp_path):
+    from evonet.report import write_report
+
+    md = write_report(failing_run, tmp_path / "a").read_text()  # from problem.json (no eval table)
+    assert "| game (the scores' rule set and board) | classic rules, 10x10 board |" in md
+    assert "Snake scores: classic rules, 10x10 board." in md
+
+    run_dir = tmp_path / "run"  # a finished run with a benchmark table, on the other rule set
+    run_dir.mkdir()
+    (run_dir / "logbook.jsonl").write_text(json.dumps({"gen": 0, "evals": 4, "best": 9.0, "mean": 3.0, "std": 1.0,
+                                                       "elapsed": 1.0}) + "\n")
+    (run_dir / "problem.json").write_text(json.dumps({"genome": "weights", "rules": "classic", "board": "10x10"}))
+    ev = {"rules": {"name": "theailearner", "width": 50, "height": 50}, "seeds": "evaluation seeds 0..9",
+          "games": 10, "mean": 12.5}
+    (run_dir / "summary.json").write_text(json.dumps({"name": "t", "seed": 1, "eval": ev}))
+    md = write_report(run_dir).read_text()
+    assert "| game (the scores' rule set and board) | theailearner rules, 50x50 board |" in md
+    assert "evaluation seeds 0..9, theailearner rules, 50x50 board" in md
+
+    (run_dir / "summary.json").unlink()  # accuracy fitness: no game named
+    (run_dir / "problem.json").write_text(json.dumps({"genome": "hyperparameters", "fitness": "accuracy"}))
+    md = write_report(run_dir).read_text()
+    assert "rules" not in md and "Snake scores" not in md
