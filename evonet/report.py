@@ -7,7 +7,8 @@ the latest checkpoint) and, when present, ``summary.json``. Writes into
 
 * ``fitness.png``: best, mean, mean ± std and min fitness per generation;
 * ``diversity.png``: population diversity (mean per-gene standard deviation) per generation;
-* ``eval_time.png``: histogram of the seconds per evaluation;
+* ``eval_time.png``: histogram of the seconds per evaluation (its axis leaves out the
+  compile time of a session's first generation when that would squash the rest);
 * ``pareto.png``: the last population in objective space with its Pareto front, only
   when the fitness has two objectives;
 * ``report.md``: the figures, the rule set and board of the snake scores, the stop reason, the benchmark of the best agent, and
@@ -100,16 +101,46 @@ def plot_diversity(logbook: list[dict], path: Path, title: str) -> Path | None:
     return _save(fig, path)
 
 
-def plot_eval_times(seconds: np.ndarray, path: Path, title: str) -> Path | None:
+def eval_time_axis(seconds: np.ndarray, first: np.ndarray | None = None) -> tuple[float, int]:
+    """The upper end of the evaluation-time axis, and how many evaluations lie beyond it.
+
+    The first generation of a session compiles the game (numba) and its evaluations can
+    take far longer than the rest, which would squash every other bar of the histogram
+    into its first bin. ``first`` marks those evaluations: the axis goes up to the 99th
+    percentile of the others when something lies beyond twice that, else to the maximum.
+    """
+    seconds = np.asarray(seconds, dtype=float)
+    top = float(seconds.max())
+    later = seconds[~first] if first is not None and len(first) == len(seconds) else seconds
+    if later.size == 0:
+        return top, 0
+    cut = float(np.percentile(later, 99))
+    if cut <= 0 or top <= 2 * cut:
+        return top, 0
+    return cut, int(np.count_nonzero(seconds > cut))
+
+
+def plot_eval_times(seconds: np.ndarray, path: Path, title: str, first: np.ndarray | None = None) -> Path | None:
+    """Histogram of the seconds per evaluation; ``first``: the evaluations of a session's
+    first generation (compile time), left out of the axis scaling (see :func:`eval_time_axis`)."""
     if seconds.size == 0:
         return None
     plt = _pyplot()
+    upper, above = eval_time_axis(seconds, first)
     scale, unit = (1e3, "ms") if np.median(seconds) < 1.0 else (1.0, "s")
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
-    ax.hist(seconds * scale, bins=min(50, max(5, int(np.sqrt(seconds.size)))), color="tab:orange", edgecolor="white")
+    fig, ax = plt.subplots(figsize=(7, 4.0 if above else 3.5), dpi=110)
+    shown = np.minimum(seconds, upper) * scale  # slower ones in the last bin
+    low = min(float(shown.min()), upper * scale)
+    ax.hist(shown, bins=min(50, max(5, int(np.sqrt(seconds.size)))), range=(low, upper * scale),
+            color="tab:orange", edgecolor="white")
     med = float(np.median(seconds)) * scale
     ax.axvline(med, color="black", lw=1, ls="--", label=f"median {med:.3g} {unit}")
-    ax.set_xlabel(f"{unit} per evaluation")
+    xlabel = f"{unit} per evaluation"
+    if above:  # said under the axis: the last bar is not what it seems
+        xlabel += (f"\naxis cut at the 99th percentile of the later generations ({upper * scale:.3g} {unit}): the last "
+                   f"bin also counts {above} slower evaluations\n(a session's first generation includes the "
+                   f"compile time; slowest {seconds.max():.3g} s)")
+    ax.set_xlabel(xlabel, fontsize=None if not above else 8)
     ax.set_ylabel("evaluations")
     ax.set_title(f"evaluation time ({seconds.size} evaluations): {title}")
     ax.legend(fontsize=8)
@@ -213,13 +244,19 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     seed = summary.get("seed", cfg.get("seed", "?"))
     title = f"{name}, seed {seed}"
     failures = [f for f in store.read_jsonl("failures.jsonl", tolerant=True) if isinstance(f, dict)]
-    seconds = np.array([s for rec in store.read_jsonl("eval_times.jsonl", tolerant=True) if isinstance(rec, dict)
-                        for s in rec.get("seconds", []) if isinstance(s, (int, float))], dtype=float)
+    # the first generation of every session (the run's, and each resume's) compiles the game
+    run_info = _read_json(run_dir / "run.json") or {}
+    firsts = {0} | {int(r["from_generation"]) + 1 for r in (run_info.get("resumes") or [])
+                    if isinstance(r, dict) and isinstance(r.get("from_generation"), int)}
+    times = [(rec.get("gen"), [s for s in rec.get("seconds", []) if isinstance(s, (int, float))])
+             for rec in store.read_jsonl("eval_times.jsonl", tolerant=True) if isinstance(rec, dict)]
+    seconds = np.array([s for _, secs in times for s in secs], dtype=float)
+    first = np.array([gen in firsts for gen, secs in times for _ in secs], dtype=bool)
 
     plots: dict[str, Path | None] = {
         "fitness": plot_fitness(logbook, out / "fitness.png", title),
         "diversity": plot_diversity(logbook, out / "diversity.png", title),
-        "eval_time": plot_eval_times(seconds, out / "eval_time.png", title),
+        "eval_time": plot_eval_times(seconds, out / "eval_time.png", title, first),
         "pareto": None,
     }
     n_objectives = 1
@@ -279,8 +316,15 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         lines += ["## Evaluation time", "",
                   f"{seconds.size} evaluations: median {np.median(seconds):.4g} s, "
                   f"95th percentile {np.percentile(seconds, 95):.4g} s, max {seconds.max():.4g} s, "
-                  f"total {seconds.sum():.4g} s (a task's time shared by the genomes it evaluates).",
-                  "", "![evaluation time](eval_time.png)", ""]
+                  f"total {seconds.sum():.4g} s (a task's time shared by the genomes it evaluates)."]
+        upper, above = eval_time_axis(seconds, first)
+        if above:
+            compile_note = (f"The first generation of a session includes the compile time (median "
+                            f"{np.median(seconds[first]):.4g} s against {np.median(seconds[~first]):.4g} s later): "
+                            if first.any() and (~first).any() else "")
+            lines += ["", f"{compile_note}the plot's axis stops at the 99th percentile of the later generations "
+                          f"({upper:.4g} s), its last bin counting the {above} slower evaluations."]
+        lines += ["", "![evaluation time](eval_time.png)", ""]
     if plots["pareto"]:
         lines += ["## Pareto front", "", f"The population of generation {checkpoint.generation} in objective space.",
                   "", "![pareto front](pareto.png)", ""]
