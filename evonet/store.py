@@ -17,7 +17,7 @@ Layout (see docs/runs.md)::
       best/genome.npz      the best genome (flat float32 weights) and its scores
       best/agent.keras     the best agent as a Keras model
       best/agent.json      the agent's observation set, rule set, board and network
-      best/eval.json       the benchmark table of the best agent on evaluation seeds
+      best/eval.json       the benchmark table of the best agent on evaluation seeds (and per-seed scores)
       summary.json         final figures, stop reason and wall time (written last)
       report/              evonet report: PNG plots and report.md
       .lock                advisory lock held by the process writing the run

@@ -55,6 +55,16 @@ def test_tiny_run_then_eval(tmp_path, evonet_cmd, subprocess_env):
     assert len(list(frames.glob("*.png"))) == steps + 1  # the start and every step
     assert "evaluation seed 3" in proc.stdout and "classic 10x10" in proc.stdout
 
+    # by default, a median game of the stored benchmark table (its per-seed scores)
+    scores = stored["scores"]
+    assert len(scores) == 20 and sum(scores) / 20 == pytest.approx(stored["mean"])
+    assert "scores" not in json.loads((out / "summary.json").read_text())["eval"]
+    proc = run(evonet_cmd + ["watch", str(out), "--gif", str(tmp_path / "median.gif")], env)
+    assert proc.returncode == 0, proc.stderr
+    seed = int(re.search(r"showing evaluation seed (\d+): a median game", proc.stdout).group(1))
+    assert sorted(scores)[9] == scores[seed]  # the lower median of 20
+    assert f"score {scores[seed]} in" in proc.stdout  # the game shown is that benchmark game
+
 
 @pytest.mark.parametrize(
     "args, fragment",
