@@ -370,8 +370,36 @@ COMMANDS = {"run": cmd_run, "resume": cmd_resume, "report": cmd_report, "config"
             "watch": cmd_watch, "bench": cmd_bench}
 
 
+_SET_COMMANDS = ("run", "resume", "config")
+
+
+def check_set_syntax(argv: list[str]) -> None:
+    """``--set KEY VALUE`` (a space instead of ``=``) would take VALUE for the config path
+    or an unknown argument: say what was meant, before anything else is read."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in _SET_COMMANDS:
+        return
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return
+        if arg == "--set":
+            key = argv[i + 1] if i + 1 < len(argv) else None
+        elif arg.startswith("--set="):
+            key = arg[len("--set="):]
+        else:
+            continue
+        if key is None or "=" in key or key.startswith("-"):
+            continue  # a missing value is argparse's to report
+        after = argv[i + 2] if arg == "--set" else (argv[i + 1] if i + 1 < len(argv) else None)
+        if after is not None and not after.startswith("-"):
+            raise ConfigError(f"--set {key}: expected KEY=VALUE (got a space: write --set {key}={after})")
+        raise ConfigError(f"--set {key}: expected KEY=VALUE, e.g. --set ga.population=64")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        check_set_syntax(argv)
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except EvonetError as exc:

@@ -118,3 +118,31 @@ def test_eval_builtin_policies(evonet_cmd, subprocess_env):
     proc = run(evonet_cmd + ["eval", "random", "--games", "200", "--json"], subprocess_env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["mean"] < 2  # a random policy: about 0-1 apples
+
+
+@pytest.mark.parametrize("argv, key, value", [
+    (["run", "experiments/snake_weights.yaml", "--set", "ga.population", "64"], "ga.population", "64"),
+    (["run", "--set", "ga.population", "64", "experiments/snake_weights.yaml"], "ga.population", "64"),
+    (["run", "--set", "seed=1", "--set=ga.generations", "5"], "ga.generations", "5"),
+    (["resume", "runs/none", "--set", "ga.generations", "200"], "ga.generations", "200"),
+    (["config", "--set", "ga.population", "64"], "ga.population", "64"),
+])
+def test_set_with_a_space_names_key_equals_value(tmp_path, monkeypatch, capsys, argv, key, value):
+    """--set KEY VALUE: VALUE is not taken for the config file or an unknown argument."""
+    from evonet.cli import main
+
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "run"
+    assert main([*argv, *(["--out", str(out)] if argv[0] == "run" else [])]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"evonet: error: --set {key}: expected KEY=VALUE (got a space: write --set "
+                            f"{key}={value})\n")
+    assert captured.out == "" and not out.exists()
+
+
+def test_set_without_a_value_says_key_equals_value(tmp_path, capsys):
+    from evonet.cli import main
+
+    assert main(["run", "--set", "ga.population", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["evonet: error: --set ga.population: expected KEY=VALUE, e.g. --set ga.population=64"]
