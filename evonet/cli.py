@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("watch", help="watch a run's best agent play (pygame window, frames or GIF)")
     w.add_argument("run_dir", help="a run directory or an agent.json / agent.keras file")
-    w.add_argument("--seed", type=_nonneg_int, default=0, help="evaluation seed of the game (default 0)")
+    w.add_argument("--seed", type=_nonneg_int, help="evaluation seed of the game (default: a median game of the "
+                   "agent: of its benchmark table in best/eval.json, else of evaluation seeds 0..100)")
     w.add_argument("--rules", choices=["classic", "theailearner"], help="rule set (default: the agent's)")
     w.add_argument("--board", type=int, help="board side (default: the agent's)")
     w.add_argument("--fps", type=_positive_int, default=15, help="frames per second in the window")
@@ -325,10 +326,17 @@ def cmd_watch(args) -> int:
     agent = load_agent(args.run_dir)
     rules = _resolve_rules(agent, args.rules, args.board)
     window = not (args.frames or args.gif)
-    label = f"{Path(args.run_dir).resolve().name}  evaluation seed {args.seed}"
-    out = play(agent.act, rules, args.seed, window=window, fps=args.fps, frames_dir=args.frames, gif=args.gif,
+    seed, chosen = args.seed, ""
+    if seed is None:
+        from evonet.snake import representative_seed
+
+        seed, why = representative_seed(agent, rules)
+        chosen = " (median game)"
+        print(f"showing evaluation seed {seed}: {why}; watch another game with --seed N", flush=True)
+    label = f"{Path(args.run_dir).resolve().name}  evaluation seed {seed}{chosen}"
+    out = play(agent.act, rules, seed, window=window, fps=args.fps, frames_dir=args.frames, gif=args.gif,
                max_frames=args.max_frames, label=label)
-    print(f"{rules.name} {rules.width}x{rules.height}, evaluation seed {args.seed}: score {out['score']} "
+    print(f"{rules.name} {rules.width}x{rules.height}, evaluation seed {seed}{chosen}: score {out['score']} "
           f"in {out['steps']} steps ({out['death'] or 'stopped'})")
     return 0
 
@@ -362,8 +370,36 @@ COMMANDS = {"run": cmd_run, "resume": cmd_resume, "report": cmd_report, "config"
             "watch": cmd_watch, "bench": cmd_bench}
 
 
+_SET_COMMANDS = ("run", "resume", "config")
+
+
+def check_set_syntax(argv: list[str]) -> None:
+    """``--set KEY VALUE`` (a space instead of ``=``) would take VALUE for the config path
+    or an unknown argument: say what was meant, before anything else is read."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in _SET_COMMANDS:
+        return
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return
+        if arg == "--set":
+            key = argv[i + 1] if i + 1 < len(argv) else None
+        elif arg.startswith("--set="):
+            key = arg[len("--set="):]
+        else:
+            continue
+        if key is None or "=" in key or key.startswith("-"):
+            continue  # a missing value is argparse's to report
+        after = argv[i + 2] if arg == "--set" else (argv[i + 1] if i + 1 < len(argv) else None)
+        if after is not None and not after.startswith("-"):
+            raise ConfigError(f"--set {key}: expected KEY=VALUE (got a space: write --set {key}={after})")
+        raise ConfigError(f"--set {key}: expected KEY=VALUE, e.g. --set ga.population=64")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        check_set_syntax(argv)
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except EvonetError as exc:

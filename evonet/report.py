@@ -7,10 +7,11 @@ the latest checkpoint) and, when present, ``summary.json``. Writes into
 
 * ``fitness.png``: best, mean, mean ± std and min fitness per generation;
 * ``diversity.png``: population diversity (mean per-gene standard deviation) per generation;
-* ``eval_time.png``: histogram of the seconds per evaluation;
+* ``eval_time.png``: histogram of the seconds per evaluation (its axis leaves out the
+  compile time of a session's first generation when that would squash the rest);
 * ``pareto.png``: the last population in objective space with its Pareto front, only
   when the fitness has two objectives;
-* ``report.md``: the figures, the stop reason, the benchmark of the best agent, and
+* ``report.md``: the figures, the rule set and board of the snake scores, the stop reason, the benchmark of the best agent, and
   every failed evaluation with its error.
 """
 
@@ -100,16 +101,46 @@ def plot_diversity(logbook: list[dict], path: Path, title: str) -> Path | None:
     return _save(fig, path)
 
 
-def plot_eval_times(seconds: np.ndarray, path: Path, title: str) -> Path | None:
+def eval_time_axis(seconds: np.ndarray, first: np.ndarray | None = None) -> tuple[float, int]:
+    """The upper end of the evaluation-time axis, and how many evaluations lie beyond it.
+
+    The first generation of a session compiles the game (numba) and its evaluations can
+    take far longer than the rest, which would squash every other bar of the histogram
+    into its first bin. ``first`` marks those evaluations: the axis goes up to the 99th
+    percentile of the others when something lies beyond twice that, else to the maximum.
+    """
+    seconds = np.asarray(seconds, dtype=float)
+    top = float(seconds.max())
+    later = seconds[~first] if first is not None and len(first) == len(seconds) else seconds
+    if later.size == 0:
+        return top, 0
+    cut = float(np.percentile(later, 99))
+    if cut <= 0 or top <= 2 * cut:
+        return top, 0
+    return cut, int(np.count_nonzero(seconds > cut))
+
+
+def plot_eval_times(seconds: np.ndarray, path: Path, title: str, first: np.ndarray | None = None) -> Path | None:
+    """Histogram of the seconds per evaluation; ``first``: the evaluations of a session's
+    first generation (compile time), left out of the axis scaling (see :func:`eval_time_axis`)."""
     if seconds.size == 0:
         return None
     plt = _pyplot()
+    upper, above = eval_time_axis(seconds, first)
     scale, unit = (1e3, "ms") if np.median(seconds) < 1.0 else (1.0, "s")
-    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
-    ax.hist(seconds * scale, bins=min(50, max(5, int(np.sqrt(seconds.size)))), color="tab:orange", edgecolor="white")
+    fig, ax = plt.subplots(figsize=(7, 4.0 if above else 3.5), dpi=110)
+    shown = np.minimum(seconds, upper) * scale  # slower ones in the last bin
+    low = min(float(shown.min()), upper * scale)
+    ax.hist(shown, bins=min(50, max(5, int(np.sqrt(seconds.size)))), range=(low, upper * scale),
+            color="tab:orange", edgecolor="white")
     med = float(np.median(seconds)) * scale
     ax.axvline(med, color="black", lw=1, ls="--", label=f"median {med:.3g} {unit}")
-    ax.set_xlabel(f"{unit} per evaluation")
+    xlabel = f"{unit} per evaluation"
+    if above:  # said under the axis: the last bar is not what it seems
+        xlabel += (f"\naxis cut at the 99th percentile of the later generations ({upper * scale:.3g} {unit}): the last "
+                   f"bin also counts {above} slower evaluations\n(a session's first generation includes the "
+                   f"compile time; slowest {seconds.max():.3g} s)")
+    ax.set_xlabel(xlabel, fontsize=None if not above else 8)
     ax.set_ylabel("evaluations")
     ax.set_title(f"evaluation time ({seconds.size} evaluations): {title}")
     ax.legend(fontsize=8)
@@ -158,6 +189,31 @@ def _num(value: Any, fmt: str = ".4g") -> str:
     return "-" if value is None else _md(value)
 
 
+def game_label(run_dir: Path, summary: dict) -> str | None:
+    """The snake game the run's scores come from, e.g. ``classic rules, 10x10 board``
+    (from the benchmark table, ``best/eval.json``, or ``problem.json``); None when the
+    fitness is not a snake score (accuracy, a gym environment, a function)."""
+    sources = [summary.get("eval"), _read_json(run_dir / "best" / "eval.json")]
+    for ev in sources:
+        rules = ev.get("rules") if isinstance(ev, dict) else None
+        if isinstance(rules, dict) and rules.get("name"):
+            w, h = rules.get("width"), rules.get("height")
+            return f"{rules['name']} rules" + (f", {w}x{h} board" if w and h else "")
+    problem = _read_json(run_dir / "problem.json")
+    if not isinstance(problem, dict):
+        return None
+    if problem.get("genome") == "hyperparameters":
+        if problem.get("fitness") != "snake" or not isinstance(problem.get("snake"), dict):
+            return None
+        problem = problem["snake"]
+    rules, board = problem.get("rules"), problem.get("board")
+    if not isinstance(rules, str):
+        return None
+    if isinstance(board, int):
+        board = f"{board}x{board}"
+    return f"{rules} rules" + (f", {board} board" if board else "")
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the plots and ``report.md``; returns the path of ``report.md``."""
     run_dir = Path(run_dir)
@@ -188,13 +244,19 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     seed = summary.get("seed", cfg.get("seed", "?"))
     title = f"{name}, seed {seed}"
     failures = [f for f in store.read_jsonl("failures.jsonl", tolerant=True) if isinstance(f, dict)]
-    seconds = np.array([s for rec in store.read_jsonl("eval_times.jsonl", tolerant=True) if isinstance(rec, dict)
-                        for s in rec.get("seconds", []) if isinstance(s, (int, float))], dtype=float)
+    # the first generation of every session (the run's, and each resume's) compiles the game
+    run_info = _read_json(run_dir / "run.json") or {}
+    firsts = {0} | {int(r["from_generation"]) + 1 for r in (run_info.get("resumes") or [])
+                    if isinstance(r, dict) and isinstance(r.get("from_generation"), int)}
+    times = [(rec.get("gen"), [s for s in rec.get("seconds", []) if isinstance(s, (int, float))])
+             for rec in store.read_jsonl("eval_times.jsonl", tolerant=True) if isinstance(rec, dict)]
+    seconds = np.array([s for _, secs in times for s in secs], dtype=float)
+    first = np.array([gen in firsts for gen, secs in times for _ in secs], dtype=bool)
 
     plots: dict[str, Path | None] = {
         "fitness": plot_fitness(logbook, out / "fitness.png", title),
         "diversity": plot_diversity(logbook, out / "diversity.png", title),
-        "eval_time": plot_eval_times(seconds, out / "eval_time.png", title),
+        "eval_time": plot_eval_times(seconds, out / "eval_time.png", title, first),
         "pareto": None,
     }
     n_objectives = 1
@@ -220,9 +282,11 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                   f"`evonet resume {run_dir}` continues it")
     else:
         status = "not finished; no checkpoint"
+    game = game_label(run_dir, summary)
     lines = [f"# Run report: {_md(name)}", "", f"`{run_dir}` — {_md(status)}", "", "| | |", "|---|---|"]
     rows = [
         ("seed", seed),
+        *([("game (the scores' rule set and board)", game)] if game else []),
         ("generations", f"{last['gen']} of {generations}"),
         ("evaluations", summary.get("evaluations", sum(int(r.get("evals", 0)) for r in logbook))),
         ("best fitness, last generation", _num(last.get("best"))),
@@ -241,7 +305,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         rows.append(("resumed", f"{len(summary['resumes'])} time(s), from generation(s) "
                                  + ", ".join(str(r.get("from_generation")) for r in summary["resumes"])))
     lines += [f"| {k} | {_md(v)} |" for k, v in rows]
-    lines += ["", "## Fitness", "", "![fitness](fitness.png)", ""]
+    lines += ["", "## Fitness", ""]
+    if game:
+        lines += [f"Snake scores: {_md(game)}.", ""]
+    lines += ["![fitness](fitness.png)", ""]
     if plots["diversity"]:
         lines += ["## Population diversity", "", "Mean over genes of the population's per-gene standard deviation.",
                   "", "![diversity](diversity.png)", ""]
@@ -249,14 +316,22 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         lines += ["## Evaluation time", "",
                   f"{seconds.size} evaluations: median {np.median(seconds):.4g} s, "
                   f"95th percentile {np.percentile(seconds, 95):.4g} s, max {seconds.max():.4g} s, "
-                  f"total {seconds.sum():.4g} s (a task's time shared by the genomes it evaluates).",
-                  "", "![evaluation time](eval_time.png)", ""]
+                  f"total {seconds.sum():.4g} s (a task's time shared by the genomes it evaluates)."]
+        upper, above = eval_time_axis(seconds, first)
+        if above:
+            compile_note = (f"The first generation of a session includes the compile time (median "
+                            f"{np.median(seconds[first]):.4g} s against {np.median(seconds[~first]):.4g} s later): "
+                            if first.any() and (~first).any() else "")
+            lines += ["", f"{compile_note}the plot's axis stops at the 99th percentile of the later generations "
+                          f"({upper:.4g} s), its last bin counting the {above} slower evaluations."]
+        lines += ["", "![evaluation time](eval_time.png)", ""]
     if plots["pareto"]:
         lines += ["## Pareto front", "", f"The population of generation {checkpoint.generation} in objective space.",
                   "", "![pareto front](pareto.png)", ""]
     ev = summary.get("eval")
     if isinstance(ev, dict):
-        lines += ["## Best agent on evaluation seeds", "", f"{_md(ev.get('seeds', ''))}", "", "| | |", "|---|---|"]
+        where = ", ".join(_md(x) for x in (ev.get("seeds"), game) if x)
+        lines += ["## Best agent on evaluation seeds", "", where, "", "| | |", "|---|---|"]
         for key in ("games", "mean", "ci95", "median", "min", "max", "win_rate", "steps_per_apple"):
             if key in ev:
                 lines.append(f"| {key} | {_num(ev[key])} |")

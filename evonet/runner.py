@@ -5,8 +5,9 @@ The run directory gets the console output (``run.log``), the logbook, failed
 evaluations and evaluation times as the run goes, and a checkpoint after every
 generation (``checkpoint.every``). Ctrl-C finishes the current generation, saves a
 checkpoint and exits with code 130 (a second Ctrl-C abandons the generation: the last
-complete one is saved); SIGTERM (a pre-empted job) abandons the generation at once and
-exits with 143. ``evonet resume RUN_DIR`` continues from the checkpoint.
+complete one is saved); SIGTERM (a pre-empted job) abandons the generation at the next
+task boundary (the handler only sets a flag that the loop checks, so library code that
+swallows exceptions cannot swallow it) and exits with 143. ``evonet resume RUN_DIR`` continues from the checkpoint.
 """
 
 from __future__ import annotations
@@ -129,17 +130,29 @@ class Terminated(KeyboardInterrupt):
 
 class SignalGuard:
     """Loop hook and signal handlers: the first Ctrl-C lets the current generation finish
-    (its checkpoint is written), then stops; a second Ctrl-C, SIGTERM, or Ctrl-C after the
-    last generation stops at once (the loop saves the last complete generation)."""
+    (its checkpoint is written), then stops; a second Ctrl-C, or Ctrl-C after the last
+    generation, stops at once (the loop saves the last complete generation).
+
+    SIGTERM only sets ``terminated``: an exception raised from a signal handler can land
+    inside library code (a TensorFlow/Keras callback) that swallows it. The loop checks
+    the flag through this hook (:meth:`check`) before a generation, as every task of its
+    evaluations finishes (``on_evaluations``) and after it, so SIGTERM abandons the
+    generation under way at the next task boundary and the run ends with
+    :class:`Terminated` and the last complete generation's checkpoint. After the last
+    generation (no more check points) SIGTERM raises at once."""
 
     def __init__(self, notice: TextIO):
         self.notice = notice
         self.requested = False
+        self.terminated = False
         self.evolving = True
 
     def _handler(self, signum, frame):
         if signum == getattr(signal, "SIGTERM", None):
-            raise Terminated()
+            self.terminated = True
+            if not self.evolving:
+                raise Terminated()
+            return
         if self.requested or not self.evolving:
             raise KeyboardInterrupt()
         self.requested = True
@@ -147,9 +160,25 @@ class SignalGuard:
                           "(press Ctrl-C again to stop at once)\n")
         self.notice.flush()
 
+    def should_stop(self) -> bool:
+        """Whether the run is to stop at once (SIGTERM arrived)."""
+        return self.terminated
+
+    def check(self) -> None:
+        """Raise :class:`Terminated` once SIGTERM has arrived (a cheap check point)."""
+        if self.terminated:
+            raise Terminated()
+
+    def on_generation_start(self, generation: int, n_evaluations: int) -> None:
+        self.check()
+
+    def on_evaluations(self, done: int, total: int) -> None:
+        self.check()
+
     def after_generation(self, state, strategy) -> None:
         if state.last:
             self.evolving = False
+        self.check()
         if self.requested:
             raise KeyboardInterrupt()
 
@@ -344,6 +373,7 @@ def _evolve(cfg, problem, executor, store: RunStore, strategy, out_log: RunLog, 
                     start_state=start_state, stopping=StoppingRules.from_config(cfg.stop),
                 )
             guard.evolving = False
+            guard.check()  # SIGTERM during the final choice, swallowed there
             return _finish(cfg, problem, store, result, out_log, t_start, run_info, checkpointer)
     except KeyboardInterrupt as exc:
         if bar is not None:

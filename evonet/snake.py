@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -210,7 +209,9 @@ def _json_default(obj: Any) -> Any:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    from evonet.store import mkstemp_for
+
+    fd, tmp = mkstemp_for(path, prefix=f".{path.name}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -367,3 +368,62 @@ def load_agent(path: str | os.PathLike) -> Agent:
         keras_path=keras_path,
         info=info,
     )
+
+
+# ----------------------------------------------------------------------------- watch: which game
+
+WATCH_FALLBACK_GAMES = 101  # evaluation seeds 0..100 when no per-seed table is stored (odd: a true median)
+
+
+def median_game(scores) -> int:
+    """Index of a median game of ``scores``: the lower median of the scores sorted with
+    their index (ties: the smallest index), so its score is the median for an odd count."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if scores.size == 0:
+        raise ValueError("no games")
+    order = np.lexsort((np.arange(scores.size), scores))
+    return int(order[(scores.size - 1) // 2])
+
+
+def _stored_scores(agent: Agent, rules) -> tuple[list, int, Path] | None:
+    """The per-seed scores of the agent's benchmark table (``eval.json`` beside ``agent.json``,
+    i.e. ``RUN_DIR/best/eval.json``) when it was played under ``rules``."""
+    where = agent.path or agent.keras_path
+    if where is None:
+        return None
+    path = Path(where).parent / "eval.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    scores, start, meta = doc.get("scores"), doc.get("seed_start", 0), doc.get("rules")
+    if (not isinstance(scores, list) or not scores or not all(isinstance(x, (int, float)) for x in scores)
+            or isinstance(start, bool) or not isinstance(start, int) or start < 0 or not isinstance(meta, dict)):
+        return None
+    if (meta.get("name"), meta.get("width"), meta.get("height")) != (rules.name, rules.width, rules.height):
+        return None
+    if doc.get("observation", agent.observation) != agent.observation:
+        return None
+    return scores, start, path
+
+
+def representative_seed(agent: Agent, rules) -> tuple[int, str]:
+    """The evaluation seed ``evonet watch`` shows by default, and why: the median game of
+    the agent's benchmark table (``best/eval.json``, played under these rules) when it
+    holds per-seed scores, else the median game of evaluation seeds 0..100, played now."""
+    stored = _stored_scores(agent, rules)
+    if stored is not None:
+        scores, start, path = stored
+        i = median_game(scores)
+        return start + i, (f"a median game (score {scores[i]:g}) of its {len(scores)} benchmark games in "
+                           f"{path.parent.name}/{path.name}")
+    from evonet import seeding
+    from evonet.evaluators.snake import evaluate_weights
+
+    seeds = seeding.evaluation_game_seeds(WATCH_FALLBACK_GAMES)
+    res = evaluate_weights(agent.spec, agent.weights[None], rules, agent.observation, seeds[None])
+    i = median_game(res.scores[0])
+    return int(seeds[i]), (f"a median game (score {res.scores[0][i]:g}) of evaluation seeds "
+                           f"0..{WATCH_FALLBACK_GAMES - 1}")

@@ -17,7 +17,7 @@ Layout (see docs/runs.md)::
       best/genome.npz      the best genome (flat float32 weights) and its scores
       best/agent.keras     the best agent as a Keras model
       best/agent.json      the agent's observation set, rule set, board and network
-      best/eval.json       the benchmark table of the best agent on evaluation seeds
+      best/eval.json       the benchmark table of the best agent on evaluation seeds (and per-seed scores)
       summary.json         final figures, stop reason and wall time (written last)
       report/              evonet report: PNG plots and report.md
       .lock                advisory lock held by the process writing the run
@@ -33,6 +33,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -45,10 +46,45 @@ class RunDirError(EvonetError):
     """The run directory cannot be used."""
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux:
+    ``/proc/self/status``); elsewhere set and restored under a lock."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        old = os.umask(0o022)
+        os.umask(old)
+    return old
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the umask (0644 under umask 022)."""
+    return 0o666 & ~current_umask()
+
+
+def mkstemp_for(path: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """``tempfile.mkstemp`` beside ``path``, with the mode a plain ``open()`` would give
+    (mkstemp makes 0600 files, which ``os.replace`` would carry over to the final file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+    try:
+        os.fchmod(fd, new_file_mode())
+    except (OSError, AttributeError):  # no fchmod (Windows) or a file system without modes
+        pass
+    return fd, tmp
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = mkstemp_for(path, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

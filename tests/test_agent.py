@@ -226,3 +226,82 @@ def test_model_that_does_not_match_json(agent_dir):
     other = MLPSpec(7, (4,), 3, "tanh", "linear")
     save_keras(agent_dir / "agent.keras", other, _weights(other, 1))
     assert "does not match agent.json" in _load_error(agent_dir)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_run_files_get_the_mode_the_umask_allows(tmp_path, umask, mode):
+    """Atomic writes go through a temporary file (mkstemp makes it 0600): the final files
+    must have the mode a plain open() gives, 0666 less the umask."""
+    import os
+    import stat
+
+    from evonet import store as store_mod
+
+    old = os.umask(umask)
+    try:
+        store = store_mod.RunStore.create(tmp_path / "run")
+        store.write_json("summary.json", {"a": 1})
+        store.write_text("config.yaml", "seed: 0\n")
+        store.save_genome("best/genome.npz", np.zeros(3))
+        spec = _spec("blog7")
+        save_agent(store.file("best"), spec, _weights(spec, 1), "blog7", RULES)
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "plain").stat().st_mode) == mode
+    for rel in ("summary.json", "config.yaml", "best/genome.npz", "best/agent.json", "best/agent.keras"):
+        assert stat.S_IMODE(store.file(rel).stat().st_mode) == mode, rel
+    old = os.umask(umask)
+    try:  # the umask is read without being changed
+        assert store_mod.current_umask() == umask and os.umask(umask) == umask
+    finally:
+        os.umask(old)
+
+
+
+def test_watch_shows_a_median_game_by_default(tmp_path, capsys):
+    """Without --seed, evonet watch plays a median game: of the per-seed scores in
+    best/eval.json when they are for these rules, else of evaluation seeds 0..100."""
+    import re
+
+    from evonet import seeding
+    from evonet.cli import main
+    from evonet.envs.snake.rules import make_rules as rules_of
+    from evonet.evaluators.snake import evaluate_weights
+    from evonet.snake import load_agent, median_game, representative_seed
+
+    assert median_game([5, 0, 9, 3, 7]) == 0  # sorted 0 3 [5] 7 9
+    assert median_game([4, 1, 4, 4, 9, 0]) == 0  # lower median 4; of its seeds 0, 2, 3 the first
+    spec = _spec("blog7")
+    best = tmp_path / "run" / "best"
+    save_agent(best, spec, _weights(spec, 1), "blog7", RULES)
+    agent = load_agent(tmp_path / "run")
+    classic = rules_of("classic", 10, 10)
+
+    # no eval.json: the median game of evaluation seeds 0..100, played now
+    seeds = seeding.evaluation_game_seeds(101)
+    scores = evaluate_weights(spec, agent.weights[None], classic, "blog7", seeds[None]).scores[0]
+    seed, why = representative_seed(agent, classic)
+    assert scores[seed] == np.median(scores) and "evaluation seeds 0..100" in why
+
+    # a benchmark table with per-seed scores: its median game (seed 7 here), seed 0 its worst
+    table = [0] + [10] * 6 + [20] + [30] * 7
+    doc = {"rules": RULES, "observation": "blog7", "seeds": "evaluation seeds 0..14", "seed_start": 0,
+           "scores": table}
+    (best / "eval.json").write_text(json.dumps(doc))
+    assert representative_seed(agent, classic)[0] == 7
+    # ... but not for other rules (then it is played on seeds 0..100 of those)
+    other = rules_of("classic", 12, 12)
+    assert "evaluation seeds 0..100" in representative_seed(agent, other)[1]
+
+    capsys.readouterr()
+    assert main(["watch", str(tmp_path / "run"), "--gif", str(tmp_path / "g.gif"), "--max-frames", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "showing evaluation seed 7: a median game (score 20) of its 15 benchmark games in best/eval.json; " \
+           "watch another game with --seed N" in out
+    assert re.search(r"evaluation seed 7 \(median game\): score \d+", out)
+    assert main(["watch", str(tmp_path / "run"), "--seed", "3", "--gif", str(tmp_path / "h.gif"),
+                 "--max-frames", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "median" not in out and "evaluation seed 3: score" in out

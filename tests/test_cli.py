@@ -55,6 +55,16 @@ def test_tiny_run_then_eval(tmp_path, evonet_cmd, subprocess_env):
     assert len(list(frames.glob("*.png"))) == steps + 1  # the start and every step
     assert "evaluation seed 3" in proc.stdout and "classic 10x10" in proc.stdout
 
+    # by default, a median game of the stored benchmark table (its per-seed scores)
+    scores = stored["scores"]
+    assert len(scores) == 20 and sum(scores) / 20 == pytest.approx(stored["mean"])
+    assert "scores" not in json.loads((out / "summary.json").read_text())["eval"]
+    proc = run(evonet_cmd + ["watch", str(out), "--gif", str(tmp_path / "median.gif")], env)
+    assert proc.returncode == 0, proc.stderr
+    seed = int(re.search(r"showing evaluation seed (\d+): a median game", proc.stdout).group(1))
+    assert sorted(scores)[9] == scores[seed]  # the lower median of 20
+    assert f"score {scores[seed]} in" in proc.stdout  # the game shown is that benchmark game
+
 
 @pytest.mark.parametrize(
     "args, fragment",
@@ -108,3 +118,31 @@ def test_eval_builtin_policies(evonet_cmd, subprocess_env):
     proc = run(evonet_cmd + ["eval", "random", "--games", "200", "--json"], subprocess_env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["mean"] < 2  # a random policy: about 0-1 apples
+
+
+@pytest.mark.parametrize("argv, key, value", [
+    (["run", "experiments/snake_weights.yaml", "--set", "ga.population", "64"], "ga.population", "64"),
+    (["run", "--set", "ga.population", "64", "experiments/snake_weights.yaml"], "ga.population", "64"),
+    (["run", "--set", "seed=1", "--set=ga.generations", "5"], "ga.generations", "5"),
+    (["resume", "runs/none", "--set", "ga.generations", "200"], "ga.generations", "200"),
+    (["config", "--set", "ga.population", "64"], "ga.population", "64"),
+])
+def test_set_with_a_space_names_key_equals_value(tmp_path, monkeypatch, capsys, argv, key, value):
+    """--set KEY VALUE: VALUE is not taken for the config file or an unknown argument."""
+    from evonet.cli import main
+
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "run"
+    assert main([*argv, *(["--out", str(out)] if argv[0] == "run" else [])]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"evonet: error: --set {key}: expected KEY=VALUE (got a space: write --set "
+                            f"{key}={value})\n")
+    assert captured.out == "" and not out.exists()
+
+
+def test_set_without_a_value_says_key_equals_value(tmp_path, capsys):
+    from evonet.cli import main
+
+    assert main(["run", "--set", "ga.population", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["evonet: error: --set ga.population: expected KEY=VALUE, e.g. --set ga.population=64"]

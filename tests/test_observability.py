@@ -218,3 +218,65 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("evonet: error:") for line in err)
+
+
+def test_report_names_the_rule_set_and_board_of_its_scores(failing_run, tmp_path):
+    from evonet.report import write_report
+
+    md = write_report(failing_run, tmp_path / "a").read_text()  # from problem.json (no eval table)
+    assert "| game (the scores' rule set and board) | classic rules, 10x10 board |" in md
+    assert "Snake scores: classic rules, 10x10 board." in md
+
+    run_dir = tmp_path / "run"  # a finished run with a benchmark table, on the other rule set
+    run_dir.mkdir()
+    (run_dir / "logbook.jsonl").write_text(json.dumps({"gen": 0, "evals": 4, "best": 9.0, "mean": 3.0, "std": 1.0,
+                                                       "elapsed": 1.0}) + "\n")
+    (run_dir / "problem.json").write_text(json.dumps({"genome": "weights", "rules": "classic", "board": "10x10"}))
+    ev = {"rules": {"name": "theailearner", "width": 50, "height": 50}, "seeds": "evaluation seeds 0..9",
+          "games": 10, "mean": 12.5}
+    (run_dir / "summary.json").write_text(json.dumps({"name": "t", "seed": 1, "eval": ev}))
+    md = write_report(run_dir).read_text()
+    assert "| game (the scores' rule set and board) | theailearner rules, 50x50 board |" in md
+    assert "evaluation seeds 0..9, theailearner rules, 50x50 board" in md
+
+    (run_dir / "summary.json").unlink()  # accuracy fitness: no game named
+    (run_dir / "problem.json").write_text(json.dumps({"genome": "hyperparameters", "fitness": "accuracy"}))
+    md = write_report(run_dir).read_text()
+    assert "rules" not in md and "Snake scores" not in md
+
+
+def test_eval_time_axis_leaves_out_the_compile_time_of_first_generations():
+    from evonet.report import eval_time_axis
+
+    rng = np.random.default_rng(0)
+    later = rng.uniform(0.010, 0.020, 200)
+    seconds = np.r_[np.full(8, 5.0), later]  # generation 0: numba compiles
+    first = np.r_[np.ones(8, bool), np.zeros(200, bool)]
+    upper, above = eval_time_axis(seconds, first)
+    assert upper == pytest.approx(np.percentile(later, 99)) and upper < 0.02
+    assert above == 8 + int(np.count_nonzero(later > upper))
+    # no outliers: the whole range, nothing cut
+    assert eval_time_axis(later, np.zeros(200, bool)) == (later.max(), 0)
+    # only first-generation times: nothing to scale by but themselves
+    assert eval_time_axis(np.full(3, 5.0), np.ones(3, bool)) == (5.0, 0)
+
+
+def test_report_eval_time_section_says_where_the_axis_stops(tmp_path):
+    from evonet.report import write_report
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    rng = np.random.default_rng(1)
+    logbook = [{"gen": g, "evals": 50, "best": 1.0, "mean": 0.5, "std": 0.1, "elapsed": g} for g in range(5)]
+    (run_dir / "logbook.jsonl").write_text("".join(json.dumps(r) + "\n" for r in logbook))
+    # generation 0 and generation 3 (the first of the session resumed from 2) compile
+    (run_dir / "run.json").write_text(json.dumps({"run_id": "r", "resumes": [{"from_generation": 2}]}))
+    (run_dir / "eval_times.jsonl").write_text("".join(
+        json.dumps({"gen": g, "seconds": list(rng.uniform(3, 4, 50) if g in (0, 3) else rng.uniform(0.01, 0.02, 50))})
+        + "\n" for g in range(5)))
+    md = write_report(run_dir).read_text()
+    assert (run_dir / "report" / "eval_time.png").read_bytes().startswith(PNG)
+    line = next(x for x in md.splitlines() if "axis stops" in x)
+    assert "the 99th percentile of the later generations (0.01" in line
+    assert "counting the 102 slower evaluations" in line  # the 100 compiling ones and the later top 1% (2 of 150)
+    assert line.startswith("The first generation of a session includes the compile time (median 3.")

@@ -223,3 +223,52 @@ def test_raising_generations_continues_like_a_longer_run(tmp_path, reference):
     np.testing.assert_array_equal(best_genome(run_dir), best_genome(longer))
     assert "ga.generations: 6 -> 8" in (run_dir / "run.log").read_text()
     assert config.load(run_dir / "config.yaml").ga.generations == 8
+
+
+def test_sigterm_swallowed_inside_an_evaluation_still_stops_at_the_next_task(tmp_path, reference, monkeypatch,
+                                                                           capsys):
+    """SIGTERM landing in library code that swallows every exception (a TensorFlow/Keras
+    callback) still ends the run: exit 143, generation 2 abandoned, generation 1 saved."""
+    import os
+
+    from evonet import loop
+    from evonet.problems.snake_weights import SnakeWeightsProblem
+
+    real_task, real_evaluate = SnakeWeightsProblem.evaluate_task.fget, loop.evaluate
+    at = {"gen": None, "tasks": 0}
+
+    def evaluate(problem, executor, genomes, generation, *args, **kw):
+        at.update(gen=generation, tasks=0)
+        return real_evaluate(problem, executor, genomes, generation, *args, **kw)
+
+    def evaluate_task(self):
+        fn = real_task(self)
+
+        def swallowing(task):
+            at["tasks"] += 1
+            if at["gen"] == 2 and at["tasks"] == 1:  # generation 2, its first task
+                try:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.05)  # the handler runs here, inside the try
+                except BaseException:  # noqa: BLE001 - what a callback that swallows errors does
+                    pass
+            return fn(task)
+
+        return swallowing
+
+    monkeypatch.setattr(loop, "evaluate", evaluate)
+    monkeypatch.setattr(SnakeWeightsProblem, "evaluate_task", property(evaluate_task))
+    run_dir = tmp_path / "run"
+    code = main(["run", *SET, "--set", f"ga.generations={GENERATIONS}", "--out", str(run_dir)])
+    err = capsys.readouterr().err
+    assert code == 143, err
+    assert read_logbook(reference)[2]["evals"] > 2  # generation 2 has more than one task (chunk 2) ...
+    assert at == {"gen": 2, "tasks": 1}  # ... and its others were not run
+    assert f"SIGTERM: generation 1 is saved (checkpoints/gen-000001); continue with: evonet resume {run_dir}" in err
+    assert json.loads((run_dir / "checkpoints" / "latest").read_text())["generation"] == 1
+    assert len(read_logbook(run_dir)) == 2 and not (run_dir / "summary.json").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone with the run
+
+    monkeypatch.undo()
+    assert resume(run_dir) == 0
+    assert_same_as_reference(run_dir, reference)

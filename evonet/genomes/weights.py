@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -188,7 +187,9 @@ def save_keras(path: str | os.PathLike, spec: MLPSpec, flat: np.ndarray) -> Path
     if path.suffix != ".keras":
         raise ValueError(f"{path}: a Keras model file must end in .keras")
     model = to_keras(spec, flat)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".keras")
+    from evonet.store import mkstemp_for
+
+    fd, tmp = mkstemp_for(path, prefix=f".{path.stem}-", suffix=".keras")
     os.close(fd)
     try:
         with warnings.catch_warnings():

@@ -152,10 +152,11 @@ class SnakeWeightsProblem(GameMetrics, Problem):
         res = evaluate_weights(self.spec, result.best_genome[None], rules, self.observation, seeds[None])
         table = summarize(res.scores[0], res.steps[0], res.won[0], rules)
         desc = f"evaluation seeds 0..{self.eval_games - 1}"
-        record = {"rules": self.rules_meta(), "observation": self.observation, "seeds": desc, **table}
+        record = {"rules": self.rules_meta(), "observation": self.observation, "seeds": desc, **table,
+                  "seed_start": 0, "scores": [int(x) for x in res.scores[0]]}  # per seed: evonet watch's median game
         store.write_json("best/eval.json", record)
         stream.write(format_summary(table, rules, desc) + "\n")
-        return {"eval": record}
+        return {"eval": {k: v for k, v in record.items() if k != "scores"}}  # summary.json: the table only
 
     def describe(self) -> dict:
         return {
