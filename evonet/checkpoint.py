@@ -43,6 +43,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from evonet.core.hooks import Hook
 from evonet.errors import EvonetError
 
 FORMAT = "evonet-checkpoint"
@@ -362,7 +363,7 @@ def load_checkpoint(run_dir: str | Path, name: str | None = None) -> Checkpoint:
 # ----------------------------------------------------------------------------- the loop hook
 
 
-class Checkpointer:
+class Checkpointer(Hook):
     """Loop hook: snapshots the run after every generation and writes a checkpoint every
     ``every`` generations, after the last one, and on an interrupt (the last complete
     generation). The loop stays free of file I/O."""
@@ -385,9 +386,7 @@ class Checkpointer:
             "strategy": strategy.get_state(),
             "loop": state.to_dict(),
         }
-        get_state = getattr(self.problem, "get_state", None)
-        if get_state is not None:
-            snap["problem"] = get_state()
+        snap["problem"] = self.problem.get_state()
         return snap
 
     def after_generation(self, state, strategy) -> None:

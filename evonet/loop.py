@@ -84,36 +84,18 @@ class LoopState:
         )
 
 
-_ON_RESULT: dict[type, bool] = {}
-
-
-def _accepts_on_result(executor) -> bool:
-    """Whether ``executor.map`` takes an ``on_result`` callback (older executors don't)."""
-    kind = type(executor)
-    if kind not in _ON_RESULT:
-        try:
-            params = inspect.signature(executor.map).parameters
-            _ON_RESULT[kind] = "on_result" in params or any(
-                p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
-            )
-        except (TypeError, ValueError):
-            _ON_RESULT[kind] = False
-    return _ON_RESULT[kind]
-
-
 def evaluate(problem, executor, genomes: np.ndarray, generation: int, chunk: int,
              on_result: Callable[[int], None] | None = None, **task_kw) -> list[EvalResult]:
     """Evaluate genomes (n, n_genes) through ``executor.map``; results in genome order.
 
-    ``on_result(n)`` is called with the number of genomes of every finished task when the
-    executor supports it, else once at the end with all of them.
+    ``on_result(n)`` is called with the number of genomes of every finished task.
     """
     if len(genomes) == 0:
         return []
     n_all = len(genomes)
     # problems with an evaluation cache (hyperparameter genomes) send only genomes never
     # evaluated before, once each, and fill in the rest: plan.merge(results of plan.todo)
-    plan = problem.plan_evaluations(genomes, **task_kw) if hasattr(problem, "plan_evaluations") else None
+    plan = problem.plan_evaluations(genomes, **task_kw)
     if plan is not None:
         genomes = genomes[plan.todo]
         if len(genomes) == 0:
@@ -122,29 +104,24 @@ def evaluate(problem, executor, genomes: np.ndarray, generation: int, chunk: int
                 on_result(len(out))
             return out
     if chunk <= 0:
-        chunk = -(-len(genomes) // max(1, getattr(executor, "workers", 1)))
+        chunk = -(-len(genomes) // max(1, executor.workers))
     tasks = problem.make_tasks(genomes, generation, range(len(genomes)), chunk, **task_kw)
-    kwargs: dict[str, Any] = {"on_error": problem.failed_results}
-    live = on_result is not None and _accepts_on_result(executor)
-    if live:
-        kwargs["on_result"] = lambda part: on_result(len(part))
+    live = None
+    if on_result is not None:
+        live = lambda part: on_result(len(part))  # noqa: E731
         if n_all > len(genomes):  # answered by the cache: done already
             on_result(n_all - len(genomes))
     out: list[EvalResult] = []
-    for part in executor.map(problem.evaluate_task, tasks, **kwargs):
+    for part in executor.map(problem.evaluate_task, tasks, on_error=problem.failed_results, on_result=live):
         out.extend(part)
     if plan is not None:
         out = plan.merge(out)
-    if on_result is not None and not live:
-        on_result(len(out))
     return out
 
 
 def _call(hooks, name, *args):
     for hook in hooks:
-        fn = getattr(hook, name, None)
-        if fn is not None:
-            fn(*args)
+        getattr(hook, name)(*args)
 
 
 def diversity(strategy) -> float:
@@ -209,7 +186,6 @@ def run_evolution(strategy, problem, executor, generations: int, chunk: int, fin
             fit = strategy.fitnesses()
             ok = fit[fit > WORST / 2]  # failed evaluations hold the worst fitness: no statistic of them
             fit = ok if len(ok) else fit
-            steps = sum(r.metrics.get("steps", 0.0) for r in results)
             games = sum(r.weight for r in results)
             record = {
                 "gen": gen,
@@ -220,16 +196,12 @@ def run_evolution(strategy, problem, executor, generations: int, chunk: int, fin
                 "std": float(fit.std()),
                 "min": float(fit.min()),
                 "diversity": diversity(strategy),
-                "best_game": float(max((r.metrics.get("max_score", r.fitness) for r in results),
-                                       default=float("nan"))),
                 "failed": sum(r.error is not None for r in results),
                 "seconds": round(dt, 4),
                 "evals_per_s": round(len(results) / dt, 2) if dt > 0 else float("inf"),
-                "env_steps_per_s": round(steps / dt, 1) if dt > 0 else float("inf"),
                 "elapsed": round(state.elapsed, 3),
             }
-            if hasattr(problem, "plan_evaluations"):  # evaluations answered by the cache
-                record["cache_hits"] = sum(1 for r in results if r.metrics.get("cached"))
+            record.update(problem.record_metrics(results, dt))  # the problem's own fields
             rules.update(record)
             stop = stop_after(record)
             if stop is not None and stop.rule != "generations":

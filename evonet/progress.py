@@ -10,6 +10,8 @@ prints one line per generation instead (``lines``), which logs and CI keep reada
 from __future__ import annotations
 
 import time
+
+from evonet.core.hooks import Hook
 from typing import TextIO
 
 
@@ -41,7 +43,7 @@ def _fit(value: float, digits: int = 2) -> str:
     return f"{value:7.{digits}f}" if value == value else f"{'-':>7}"
 
 
-class ProgressBar:
+class ProgressBar(Hook):
     """Loop hook drawing the live line on ``stream`` (a terminal)."""
 
     WIDTH = 20

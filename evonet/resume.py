@@ -174,12 +174,12 @@ def prepare_resume(run_dir: str | Path, overrides: list[str] | None = None, forc
             )
         strategy = make_strategy(
             cfg.ga, genomes, problem.low, problem.up, seeding.generator(cfg.seed, seeding.PURPOSE_STRATEGY),
-            weights=getattr(problem, "weights", None), similar=getattr(problem, "same_genome", None),
+            weights=problem.weights, similar=problem.same_genome,
         )
-        if not hasattr(strategy, "set_state"):
+        if not strategy.resumable:
             raise CheckpointError(f"ga.algorithm {cfg.ga.algorithm}: this strategy cannot be resumed from a checkpoint")
         strategy.set_state(s_state)
-        if "problem" in ckpt.state and hasattr(problem, "set_state"):
+        if "problem" in ckpt.state:
             problem.set_state(ckpt.state["problem"])
         loop_state = LoopState.from_dict(ckpt.state["loop"])
     except CheckpointError:

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator, TextIO
 
+from evonet.core.hooks import Hook
 from evonet import config as config_mod
 from evonet import seeding
 from evonet.checkpoint import Checkpointer
@@ -35,33 +36,32 @@ from evonet.store import RunStore, default_run_dir
 from evonet.strategy import make_strategy
 
 
-class ConsoleLogger:
-    """One live line per generation. ``games``: the problem plays games (best game, env steps
-    per second); ``digits``: decimals of the fitness (4 for accuracies)."""
+class ConsoleLogger(Hook):
+    """One line per generation: the loop's figures, then the problem's own
+    (``problem.progress_text``: best game and env steps per second, cache hits, ...);
+    ``digits``: decimals of the fitness (4 for accuracies)."""
 
-    def __init__(self, stream: TextIO, generations: int, games: bool = True, digits: int = 2):
+    def __init__(self, stream: TextIO, generations: int, problem=None, digits: int = 2):
         self.stream = stream
         self.width = len(str(generations))
         self.generations = generations
-        self.games = games
+        self.problem = problem
         self.digits = digits
 
     def on_generation(self, rec: dict, strategy) -> None:
         d = self.digits
-        played = (f"best game {rec['best_game']:5.0f}  " if self.games else "")
-        rates = (f"  {rec['env_steps_per_s'] / 1e6:5.2f} M steps/s" if self.games else "")
-        hits = (f"  cache hits {rec['cache_hits']}" if rec.get("cache_hits") else "")
+        extra = self.problem.progress_text(rec) if self.problem is not None else ""
         self.stream.write(
             f"gen {rec['gen']:>{self.width}}/{self.generations}  evals {rec['evals']:>5}  "
             f"best {rec['best']:7.{d}f}  mean {rec['mean']:7.{d}f}  std {rec['std']:6.{d}f}  "
-            f"{played}{rec['seconds']:6.2f} s  {rec['evals_per_s']:8.1f} evals/s{rates}"
-            + hits + (f"  failed {rec['failed']}" if rec["failed"] else "")
+            f"{rec['seconds']:6.2f} s  {rec['evals_per_s']:8.1f} evals/s"
+            + (f"  {extra}" if extra else "") + (f"  failed {rec['failed']}" if rec["failed"] else "")
             + "\n"
         )
         self.stream.flush()
 
 
-class StoreLogger:
+class StoreLogger(Hook):
     """Appends each generation to ``logbook.jsonl``, its failed evaluations to
     ``failures.jsonl`` and its evaluation times to ``eval_times.jsonl``."""
 
@@ -128,7 +128,7 @@ class Terminated(KeyboardInterrupt):
     exit_code = 143
 
 
-class SignalGuard:
+class SignalGuard(Hook):
     """Loop hook and signal handlers: the first Ctrl-C lets the current generation finish
     (its checkpoint is written), then stops; a second Ctrl-C, or Ctrl-C after the last
     generation, stops at once (the loop saves the last complete generation).
@@ -259,8 +259,8 @@ def _run(cfg, problem, executor, out, stream, given: bool = False) -> tuple[Path
     genomes = problem.init_genomes(seeding.generator(cfg.seed, seeding.PURPOSE_INIT), cfg.ga.population)
     strategy = make_strategy(
         cfg.ga, genomes, problem.low, problem.up, seeding.generator(cfg.seed, seeding.PURPOSE_STRATEGY),
-        weights=getattr(problem, "weights", None),  # multi-objective problems (NSGA-II)
-        similar=getattr(problem, "same_genome", None),  # hyperparameter genomes: one network, one entry
+        weights=problem.weights,  # multi-objective problems (NSGA-II)
+        similar=problem.same_genome,  # hyperparameter genomes: one network, one entry
     )
     store.acquire_lock()
     store.claim_lock()
@@ -343,19 +343,19 @@ def _evolve(cfg, problem, executor, store: RunStore, strategy, out_log: RunLog, 
     generations = cfg.ga.generations
     mode = choose_mode(cfg.log.progress, stream)
     bar = None
-    games, digits = getattr(problem, "plays_games", True), getattr(problem, "fitness_digits", 2)
+    digits = problem.fitness_digits
     if mode == "bar":
         bar = ProgressBar(stream, generations, cfg.stop.max_seconds, cfg.stop.max_evaluations, digits=digits)
-        hooks: list = [ConsoleLogger(out_log.file_only, generations, games, digits), bar]
+        hooks: list = [ConsoleLogger(out_log.file_only, generations, problem, digits), bar]
     else:  # run.log always has the generation lines
-        hooks = [ConsoleLogger(out_log if mode == "lines" else out_log.file_only, generations, games, digits)]
+        hooks = [ConsoleLogger(out_log if mode == "lines" else out_log.file_only, generations, problem, digits)]
     hooks.append(StoreLogger(store))
     if cfg.log.tensorboard:
         from evonet.tblog import TensorBoardLogger
 
         hooks.append(TensorBoardLogger(store.file("tensorboard")))
     checkpointer = None
-    if hasattr(strategy, "get_state"):
+    if strategy.resumable:
         checkpointer = Checkpointer(store.path, problem, run_info.get("run_id"), cfg.checkpoint.every,
                                     cfg.checkpoint.keep)
         hooks.append(checkpointer)
@@ -366,8 +366,7 @@ def _evolve(cfg, problem, executor, store: RunStore, strategy, out_log: RunLog, 
     try:
         with guard.installed():
             with executor:  # closed after evolution: the workers are not needed for the rest
-                if hasattr(problem, "share_data"):  # data every evaluation needs: sent once
-                    problem.share_data(executor)
+                problem.share_data(executor)  # data every evaluation needs: sent once
                 result = run_evolution(
                     strategy, problem, executor, generations, cfg.executor.chunk, cfg.ga.final_games, hooks,
                     start_state=start_state, stopping=StoppingRules.from_config(cfg.stop),
@@ -399,10 +398,7 @@ def _finish(cfg, problem, store: RunStore, result: RunResult, out_log: RunLog, t
     stop = result.stop or {}
     if stop.get("rule") not in (None, "generations"):
         out_log.write(f"stopped: {stop['reason']}\n")
-    if hasattr(problem, "final_choice"):
-        how = problem.final_choice(result)
-    else:
-        how = f"fitness {result.best_fitness:.2f} over {result.best_games} fresh training games"
+    how = problem.final_choice(result)
     out_log.write(f"best of hall of fame: {how}; evolution took {result.elapsed:.1f} s\n")
     summary = {
         "name": cfg.name,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evonet.core.hooks import Hook
+
 #: logbook field -> TensorBoard tag
 TAGS = {
     "best": "fitness/best",
@@ -26,7 +28,7 @@ TAGS = {
 }
 
 
-class TensorBoardLogger:
+class TensorBoardLogger(Hook):
     """Loop hook writing the logbook record of every generation as scalars."""
 
     def __init__(self, logdir: str | Path):

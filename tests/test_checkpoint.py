@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evonet.core.hooks import Hook
 from evonet import config, seeding
 from evonet.checkpoint import (
     Checkpointer,
@@ -55,7 +56,7 @@ def test_continuing_from_a_checkpoint_is_exact(tmp_path, algorithm, every):
     _, problem, ga = make(ov)
     ck = Checkpointer(tmp_path, problem, "run-1", every=every)
     with pytest.raises(KeyboardInterrupt):
-        class StopAt4:  # Ctrl-C once generation 4 is complete
+        class StopAt4(Hook):  # Ctrl-C once generation 4 is complete
             def after_generation(self, state, strategy):
                 if strategy.generation == 4:
                     raise KeyboardInterrupt

@@ -73,22 +73,26 @@ def test_progress_mode_follows_the_terminal():
     assert choose_mode("none", Tty()) == "none"
 
 
-def test_executor_reports_each_task_and_old_executors_still_work():
+def test_executor_reports_each_task_and_a_custom_executor_works():
+    from evonet.core.executor import Executor
+
     _, problem, ga = make()
     genomes = np.asarray(ga.population, dtype=np.float32)
     seen = []
     a = evaluate(problem, LocalExecutor(), genomes, 0, 3, on_result=seen.append)
     assert seen == [3, 3, 2]
 
-    class OldExecutor:  # a map without on_result
-        workers = 1
-
-        def map(self, fn, tasks, on_error=None):
-            return [fn(t) for t in tasks]
+    class Reversed(Executor):  # runs the tasks last to first, returns them in order
+        def map(self, fn, tasks, on_error=None, on_result=None):
+            tasks = list(tasks)
+            out = [fn(t) for t in reversed(tasks)][::-1]
+            for r in out:
+                on_result(r)
+            return out
 
     seen.clear()
-    b = evaluate(problem, OldExecutor(), genomes, 0, 3, on_result=seen.append)
-    assert seen == [8]
+    b = evaluate(problem, Reversed(), genomes, 0, 3, on_result=seen.append)
+    assert seen == [3, 3, 2]
     assert [r.fitness for r in a] == [r.fitness for r in b]
 
 

@@ -41,7 +41,7 @@ import numpy as np
 from evonet.data.datasets import DataRef
 from evonet.evaluators.accuracy import TrainBudget
 from evonet.executors import resolve
-from evonet.problems.base import EvalResult
+from evonet.problems.base import EvalResult, GameMetrics, Problem
 from evonet.space import SearchSpace, resolve_space_path
 
 
@@ -138,7 +138,7 @@ class Plan:
         return self.problem._merge(self, list(results))
 
 
-class HyperparamProblem:
+class HyperparamProblem(Problem):
     """Keras architectures and hyperparameters from a search space; see the module doc."""
 
     low, up = 0.0, 1.0
@@ -369,10 +369,16 @@ class HyperparamProblem:
                 f"{what}{obj}, at most {self.budget.epochs} epochs, patience {self.budget.patience}, "
                 f"max {self.budget.max_params} parameters")
 
-    @property
-    def plays_games(self) -> bool:
-        """Whether fitness comes from games (the progress lines show the best game)."""
-        return self.snake is not None
+    def record_metrics(self, results, seconds: float) -> dict:
+        """Cache hits of the generation; with snake fitness also its best game and env steps."""
+        out = GameMetrics.record_metrics(self, results, seconds) if self.snake is not None else {}
+        out["cache_hits"] = sum(1 for r in results if r.metrics.get("cached"))
+        return out
+
+    def progress_text(self, record: dict) -> str:
+        games = GameMetrics.progress_text(self, record) if self.snake is not None else ""
+        hits = f"cache hits {record['cache_hits']}" if record.get("cache_hits") else ""
+        return "  ".join(t for t in (games, hits) if t)
 
     @property
     def fitness_digits(self) -> int:

@@ -127,6 +127,9 @@ class SnakeWeightsProblem(GameMetrics, Problem):
     def title(self) -> str:
         return f"{self.rules} {self.board}x{self.board}"
 
+    def final_choice(self, result) -> str:
+        return f"fitness {result.best_fitness:.2f} over {result.best_games} fresh training games"
+
     def rules_meta(self) -> dict:
         return {"name": self.rules, "width": self.board, "height": self.board}
 

@@ -144,7 +144,6 @@ class FunctionProblem(Problem):
         self.name = name or getattr(fitness, "__qualname__", None) or type(fitness).__name__
         self._init_genomes = init_genomes  # (rng, n) -> (n, n_genes): e.g. the weights of a Keras model
 
-    plays_games = False  # no games: the progress line shows no best game or env steps
     fitness_digits = 4
 
     @classmethod
