@@ -108,7 +108,7 @@ def test_report_and_resume_work_on_an_api_run(runs, tmp_path):
     assert (path / "best" / "model.keras").is_file() and "ga.generations: 1 -> 2" in (path / "run.log").read_text()
 
 
-def test_a_build_function_failing_for_some_genomes_mid_run_is_recorded_and_the_run_goes_on(tmp_path, digits):
+def test_a_build_function_failing_for_some_genomes_mid_run_is_recorded_and_the_run_goes_on_with_cv(tmp_path, digits):
     x, y, xv, yv = digits
 
     def sometimes_broken(hp):
@@ -118,11 +118,13 @@ def test_a_build_function_failing_for_some_genomes_mid_run_is_recorded_and_the_r
         return model
 
     r = evonet.search(sometimes_broken, x, y, validation_data=(xv, yv), seed=1, out=tmp_path / "r",
-                      stream=io.StringIO(), **{**TINY, "epochs": 1, "generations": 0})
+                      stream=io.StringIO(), final_folds=2, hall_of_fame=2, **{**TINY, "epochs": 1, "generations": 0})
     failures = [json.loads(line) for line in (r.run_dir / "failures.jsonl").read_text().splitlines()]
     assert failures and all("build_model raised RuntimeError: two layers are not supported" in f["error"]
                             for f in failures)
     assert r.best_hyperparameters["layers"] == 1 and r.best_model is not None
+    cv = r.summary["best"]["cross_validation"]  # k-fold CV of the hall of fame works on user models
+    assert cv["folds"] == 2 and cv["examples"] == len(y) + len(yv) and r.best_fitness == cv["accuracy"]
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
