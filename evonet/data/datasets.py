@@ -100,7 +100,8 @@ def _check_xy(x, y, where: str) -> tuple[np.ndarray, np.ndarray]:
         else:
             raise ConfigError(f"{where}: y must hold integer class labels, got dtype {y.dtype}")
     if y.ndim != 1:
-        raise ConfigError(f"{where}: y must be one label per example (1-D), got shape {y.shape}")
+        raise ConfigError(f"{where}: y must be one integer class label per example (1-D, for a sparse "
+                          f"categorical loss), got shape {y.shape}")
     if x.ndim < 2:
         raise ConfigError(f"{where}: x must have one row per example (at least 2-D), got shape {x.shape}")
     if len(x) != len(y):
@@ -264,3 +265,33 @@ def load_dataset(ref: DataRef) -> Dataset:
 def cached_dataset(ref: DataRef) -> Dataset:
     """:func:`load_dataset`, memoised per process (evaluation workers load each dataset once)."""
     return load_dataset(ref)
+
+
+def from_arrays(x, y, validation_data=None, validation_split: float = 0.2, name: str = "arrays") -> Dataset:
+    """An in-memory dataset of the user's arrays (the Python API, :func:`evonet.search`).
+
+    ``validation_data``: ``(x_val, y_val)``; None: a stratified ``validation_split`` of
+    ``(x, y)`` is held out (seed 0, as the built-in datasets do). There is no test split
+    (empty arrays): the user keeps their own test data. Inputs stay as given (``scale`` 1:
+    the user's model does its own preprocessing). The dataset goes to the workers through
+    the problem's ``share_data`` like a loaded one. Bad arrays raise one-line ConfigErrors."""
+    x, y = _check_xy(x, y, "x/y")
+    if validation_data is None:
+        if not (isinstance(validation_split, (int, float)) and not isinstance(validation_split, bool)
+                and 0.0 < float(validation_split) < 1.0):
+            raise ConfigError(f"validation_split: must be a fraction in (0, 1), got {validation_split!r}")
+        keep, val = stratified_split(y, float(validation_split), seed=0)
+        if len(val) == 0 or len(keep) == 0:
+            raise ConfigError(f"validation_split: {validation_split} of {len(y)} examples leaves an empty split")
+        x_tr, y_tr, x_val, y_val = x[keep], y[keep], x[val], y[val]
+    else:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ConfigError("validation_data: expected a pair (x_val, y_val), got "
+                              f"{type(validation_data).__name__}"
+                              f"{f' of {len(validation_data)} items' if hasattr(validation_data, '__len__') else ''}")
+        x_val, y_val = _check_xy(validation_data[0], validation_data[1], "validation_data")
+        if x_val.shape[1:] != x.shape[1:]:
+            raise ConfigError(f"validation_data: examples have shape {x_val.shape[1:]} but x's have {x.shape[1:]}")
+        x_tr, y_tr = x, y
+    n_classes = int(max(y_tr.max(), y_val.max())) + 1
+    return Dataset(name, x_tr, y_tr, x_val, y_val, x_tr[:0], y_tr[:0], 1.0, n_classes)

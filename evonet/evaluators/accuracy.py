@@ -111,21 +111,22 @@ def fit_model(genome: dict, model_kind: str, inputs, x, y, validation, budget: T
 
     keras = import_keras()
     keras.utils.set_random_seed(int(seed) % (2**31))
-    model = build_model(genome, model_kind, inputs)
+    user = not isinstance(model_kind, str)  # a user's build function (evonet.hp.UserModel)
+    model = model_kind.build(genome) if user else build_model(genome, model_kind, inputs)
     params = int(model.count_params())
     if params > budget.max_params:
         raise TooManyParameters(f"{params} parameters > max_params {budget.max_params}")
     if epochs is None:
-        epochs = epochs_of(genome, budget.epochs)
+        epochs = schedule_epochs(genome, model_kind, budget.epochs)
     epochs = max(1, min(int(epochs), int(budget.epochs)))
     callbacks = [_stop_on_nan(keras)]
     if validation is not None and budget.patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=budget.patience,
                                                        min_delta=budget.min_delta, restore_best_weights=True))
-    if gene(genome, "lr_schedule") != "constant":
+    if not user and gene(genome, "lr_schedule") != "constant":
         total = epochs_of(genome, budget.epochs)  # the schedule of the genome, also when refitting fewer epochs
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda e, lr: learning_rate_at(genome, e, total)))
-    batch = int(gene(genome, "batch_size"))
+    batch = int(model_kind.batch_size) if user else int(gene(genome, "batch_size"))
     train = one_thread_batches(keras, x, y, batch, seed=int(seed) + 1)
     if train is None:
         hist = model.fit(x, y, validation_data=validation, epochs=epochs, batch_size=batch, callbacks=callbacks,
@@ -138,6 +139,14 @@ def fit_model(genome: dict, model_kind: str, inputs, x, y, validation, budget: T
     if bad or not losses:
         raise NonFiniteLoss(f"non-finite loss at epoch {bad[0] + 1 if bad else 1}")
     return model, params, hist.history, len(losses)
+
+
+def schedule_epochs(genome: dict, model_kind, cap: int) -> int:
+    """A genome's full training schedule: its ``epochs`` gene capped by ``cap`` (built-in
+    models); ``cap`` for a user's build function (its hyperparameter names mean nothing here)."""
+    from evonet.models import epochs_of
+
+    return epochs_of(genome, cap) if isinstance(model_kind, str) else max(1, int(cap))
 
 
 def _message(exc: BaseException) -> str:
@@ -166,9 +175,10 @@ def train_genome(genome: dict, model_kind: str, data, budget: TrainBudget, seed:
         keras = import_keras()
         val = one_thread_batches(keras, data.x_val, data.y_val, 512)
         if val is None:
-            val_loss, val_acc = model.evaluate(data.x_val, data.y_val, verbose=0, batch_size=512)
+            scores = model.evaluate(data.x_val, data.y_val, verbose=0, batch_size=512, return_dict=True)
         else:
-            val_loss, val_acc = model.evaluate(val, verbose=0)
+            scores = model.evaluate(val, verbose=0, return_dict=True)
+        val_loss, val_acc = float(scores["loss"]), float(scores["accuracy"])
         if not (math.isfinite(val_loss) and math.isfinite(val_acc)):
             return failed("non-finite validation loss", time.perf_counter() - start, params=float(params)), None
         result = EvalResult(
@@ -236,14 +246,12 @@ def train_and_refit(genome: dict, model_kind: str, data, budget: TrainBudget, se
     training that :func:`cross_validate_fold` measured. On a failure ``model`` is None and
     the failed result says why. The test split is not touched.
     """
-    from evonet.models import epochs_of
-
     val = searched
     if val is None or val.error is not None or "best_epoch" not in val.metrics:
         val, _ = train_genome(genome, model_kind, data, budget, seed)
         if val.error is not None:
             return val, val, None
-    epochs = epochs_of(genome, budget.epochs) if full_schedule else int(val.metrics["best_epoch"])
+    epochs = schedule_epochs(genome, model_kind, budget.epochs) if full_schedule else int(val.metrics["best_epoch"])
     refit, model = refit_genome(genome, model_kind, data, budget, seed, epochs)
     return val, refit, model
 
@@ -279,7 +287,6 @@ def cross_validate_fold(genome: dict, model_kind: str, data, budget: TrainBudget
     """
     start = time.perf_counter()
     try:
-        from evonet.models import epochs_of
         from evonet.tf_utils import import_keras
 
         keras = import_keras()
@@ -290,7 +297,7 @@ def cross_validate_fold(genome: dict, model_kind: str, data, budget: TrainBudget
         held = where == fold
         try:
             model, params, _, ran = fit_model(genome, model_kind, data.input_spec(), x[~held], y[~held], None,
-                                              budget, seed, epochs=epochs_of(genome, budget.epochs))
+                                              budget, seed, epochs=schedule_epochs(genome, model_kind, budget.epochs))
         except (NonFiniteLoss, TooManyParameters) as exc:
             return failed(str(exc), time.perf_counter() - start, fold=float(fold))
         pred = np.asarray(model.predict(x[held], verbose=0, batch_size=512))

@@ -76,6 +76,20 @@ class TrainTask:
     fold: tuple | None = None
 
 
+def _result_to_dict(res: EvalResult) -> dict:
+    return {"fitness": float(res.fitness), "weight": int(res.weight),
+            "metrics": {str(k): float(v) for k, v in res.metrics.items()}, "error": res.error,
+            "seconds": float(res.seconds),
+            "objectives": None if res.objectives is None else [float(v) for v in res.objectives]}
+
+
+def _result_from_dict(d: dict) -> EvalResult:
+    obj = d.get("objectives")
+    return EvalResult(fitness=float(d["fitness"]), weight=int(d["weight"]), metrics=dict(d["metrics"]),
+                      error=d["error"], seconds=float(d["seconds"]),
+                      objectives=None if obj is None else tuple(float(v) for v in obj))
+
+
 def _with_objectives(res: EvalResult, multi: bool) -> EvalResult:
     if multi and res.error is None:
         res.objectives = (float(res.fitness), float(res.metrics.get("params", math.nan)))
@@ -169,6 +183,7 @@ class HyperparamProblem(Problem):
         self.cv_trainings = 0
         self.cache_hits = 0
         self._generation = 0
+        self.final_model = None  # the refit best model, once finalize has run (the Python API returns it)
 
     # ------------------------------------------------------------------ construction
 
@@ -195,6 +210,38 @@ class HyperparamProblem(Problem):
         dataset = load_dataset(ref)  # bad files fail here, before any training
         return cls(space, ref, budget, cfg.seed, s.objectives, None, cfg.eval_games, baseline, dataset,
                    final_folds=s.final_folds, include_defaults=s.include_defaults)
+
+    @property
+    def model_kind(self):
+        """What the trainer builds a genome's model with: the space's builder name (mlp, cnn)."""
+        return self.space.model
+
+    # ------------------------------------------------------------------ checkpoint state
+
+    def get_state(self) -> dict:
+        """The evaluation cache, the cross-validation cache, the genomes seen and the counters,
+        as JSON values (saved in every checkpoint; ``evonet resume`` restores them with
+        :meth:`set_state`, so a resumed search trains nothing twice and reports the same
+        cache hits, trainings, archive and Pareto front as an uninterrupted one). Genomes are
+        lists of ``[name, value]`` pairs (names may hold any character)."""
+        return {
+            "cache": [[h, _result_to_dict(r)] for h, r in self.cache.items()],
+            "cv": [[h, _result_to_dict(r)] for h, r in self.cv.items()],
+            "genomes_by_hash": [[h, [[k, v] for k, v in g.items()]] for h, g in self.genomes_by_hash.items()],
+            "first_seen": [[h, int(g)] for h, g in self.first_seen.items()],
+            "trainings": int(self.trainings), "cv_trainings": int(self.cv_trainings),
+            "cache_hits": int(self.cache_hits), "generation": int(self._generation),
+        }
+
+    def set_state(self, state: dict) -> None:
+        self.cache = {str(h): _result_from_dict(r) for h, r in state["cache"]}
+        self.cv = {str(h): _result_from_dict(r) for h, r in state["cv"]}
+        self.genomes_by_hash = {str(h): {str(k): v for k, v in pairs} for h, pairs in state["genomes_by_hash"]}
+        self.first_seen = {str(h): int(g) for h, g in state["first_seen"]}
+        self.trainings = int(state["trainings"])
+        self.cv_trainings = int(state["cv_trainings"])
+        self.cache_hits = int(state["cache_hits"])
+        self._generation = int(state["generation"])
 
     # ------------------------------------------------------------------ Problem protocol
 
@@ -326,13 +373,13 @@ class HyperparamProblem(Problem):
             tasks = []
             for c in canon:
                 h = self.space.genome_hash(c)
-                tasks += [TrainTask(self.space.model, (c,), (self.fold_seed(h, f),), data, self.budget,
+                tasks += [TrainTask(self.model_kind, (c,), (self.fold_seed(h, f),), data, self.budget,
                                     fold=(k, f, split)) for f in range(k)]
             return tasks
         self._generation = int(generation)
         seeds = [self.seed_of(self.space.genome_hash(c)) for c in canon]
         chunk = max(1, int(chunk))
-        return [TrainTask(self.space.model, tuple(canon[i:i + chunk]), tuple(seeds[i:i + chunk]),
+        return [TrainTask(self.model_kind, tuple(canon[i:i + chunk]), tuple(seeds[i:i + chunk]),
                           data, self.budget, self.snake, self.multi)
                 for i in range(0, len(canon), chunk)]
 
@@ -486,7 +533,7 @@ class HyperparamProblem(Problem):
         cv = self.cv.get(h)
         if cv is not None and cv.error is not None:
             cv = None
-        val, refit, model = train_and_refit(canon, self.space.model, d, self.budget, self.seed_of(h),
+        val, refit, model = train_and_refit(canon, self.model_kind, d, self.budget, self.seed_of(h),
                                             searched=searched, full_schedule=cv is not None)
         if model is None:
             stream.write(f"best genome could not be retrained: {refit.error}\n")
@@ -494,7 +541,9 @@ class HyperparamProblem(Problem):
         path = store.file("best/model.keras")
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save(path)
-        test_acc = accuracy(model, d.x_test, d.y_test)  # the only use of the test split
+        self.final_model = model
+        # the only use of the test split (none for a user's arrays: they keep their own)
+        test_acc = accuracy(model, d.x_test, d.y_test) if len(d.y_test) else None
         out = {"dataset": d.describe(), "params": int(refit.metrics["params"]), "epochs": int(val.metrics["epochs"]),
                "best_epoch": int(val.metrics["best_epoch"]), "val_accuracy": val.fitness,
                "refit": {"epochs": int(refit.metrics["epochs"]), "train_examples": int(refit.metrics["train_examples"]),
@@ -514,7 +563,8 @@ class HyperparamProblem(Problem):
                        f"validation images ({self.cv_trainings} trainings)\n")
         refit_line = (f"  refit on {out['refit']['train_examples']} training + validation images for "
                       f"{out['refit']['epochs']} epochs ({'its full schedule' if cv is not None else 'its best epoch'})"
-                      f"; test accuracy {test_acc:.4f} on {len(d.y_test)} test images\n")
+                      + (f"; test accuracy {test_acc:.4f} on {len(d.y_test)} test images\n" if test_acc is not None
+                         else "; no test split\n"))
         stream.write(
             f"best genome {h}: {json.dumps(canon)}\n"
             f"  {out['params']} parameters, best epoch {out['best_epoch']} of {out['epochs']}; "
