@@ -14,7 +14,7 @@ import numpy as np
 from evonet import seeding
 from evonet.errors import ConfigError
 from evonet.nn import MLPSpec
-from evonet.problems.base import EvalResult
+from evonet.problems.base import EvalResult, GameMetrics, Problem
 from evonet.problems.gym.rollout import episode_stats, make_env, rollout, space_map
 
 #: pip extras of gymnasium by the package of an environment's entry point
@@ -146,7 +146,7 @@ def _map_of(env, instance):
         raise ConfigError(f"gym.env: {env_name(env)}: {exc}") from None
 
 
-class GymProblem:
+class GymProblem(GameMetrics, Problem):
     """Flat weight vectors of ``spec``; fitness = mean return over ``episodes`` episodes of ``env``."""
 
     def __init__(
@@ -251,6 +251,13 @@ class GymProblem:
 
     def title(self) -> str:
         return env_name(self.env)
+
+    def progress_text(self, record: dict) -> str:
+        return (f"best episode {record['best_game']:8.1f}  {record['env_steps_per_s'] / 1e3:7.1f} k steps/s"
+                if "best_game" in record else "")
+
+    def final_choice(self, result) -> str:
+        return f"mean return {result.best_fitness:.2f} over {result.best_games} fresh training episodes"
 
     def evaluate(self, genome, episodes: int | None = None, start_seed: int = 0) -> dict:
         """Statistics of ``genome`` over evaluation episodes ``start_seed ..``."""
