@@ -10,7 +10,7 @@ The Python API (see docs/api.md)::
 Heavy packages (TensorFlow, Ray, Gymnasium, pygame) load only when a call needs them.
 """
 
-from evonet.errors import ConfigError, EvonetError
+from evonet.core.errors import ConfigError, EvonetError
 
 __version__ = "0.1.0"
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 
-from evonet.errors import ConfigError
+from evonet.core.errors import ConfigError
 
 __all__ = ["evolve", "EvolveResult"]
 
@@ -121,7 +121,7 @@ def evolve(model=None, *, env: str | Callable | None = None, fitness: Callable |
     ``max_evaluations``. Writes the run directory ``out`` (default ``runs/NAME-seedS-TIME``).
     """
     from evonet import config as config_mod
-    from evonet.runner import run_experiment
+    from evonet.core.runner import run_experiment
 
     if (env is None) == (fitness is None):
         raise ConfigError("evolve: give exactly one of env= (a Gymnasium environment) or fitness= (a function)")
@@ -238,7 +238,7 @@ def _network_section(spec) -> dict:
 def _probe_fitness(problem, seed: int) -> None:
     """Call the fitness function once on two initial genomes, so a function that raises or
     returns the wrong shape or type fails here with one line, before the run directory."""
-    from evonet import seeding
+    from evonet.core import seeding
     from evonet.problems.function.problem import _call
 
     genomes = problem.init_genomes(seeding.generator(seed, seeding.PURPOSE_INIT), 2)

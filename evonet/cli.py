@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from evonet.errors import ConfigError, EvonetError
+from evonet.core.errors import ConfigError, EvonetError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -182,7 +182,7 @@ def cmd_run(args) -> int:
     if args.workers:
         overrides += [f"executor.workers={args.workers}"]
     cfg = config.load(args.config, overrides)
-    from evonet.runner import run_experiment
+    from evonet.core.runner import run_experiment
 
     stream = open(os.devnull, "w") if args.quiet else sys.stdout
     run_experiment(cfg, args.out, stream=stream)
@@ -195,7 +195,7 @@ def cmd_resume(args) -> int:
         overrides += ["executor.kind=ray", f"executor.address={args.address}"]
     if args.workers:
         overrides += [f"executor.workers={args.workers}"]
-    from evonet.runner import resume_experiment
+    from evonet.core.runner import resume_experiment
 
     stream = open(os.devnull, "w") if args.quiet else sys.stdout
     resume_experiment(args.run_dir, overrides, force=args.force, stream=stream, checkpoint=args.checkpoint)
@@ -229,7 +229,7 @@ def cmd_config(args) -> int:
 def cmd_eval(args) -> int:
     import numpy as np
 
-    from evonet import seeding
+    from evonet.core import seeding
     from evonet.evaluators.snake import evaluate_weights, format_summary, summarize
     from evonet.snake import load_agent
 

@@ -21,7 +21,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from evonet.errors import ConfigError
+from evonet.core.errors import ConfigError
 
 
 def doc(text: str, **extra) -> dict:

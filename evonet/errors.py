@@ -1,15 +1,7 @@
-"""Errors that evonet reports to users as one line and exit code 2."""
+"""Moved to :mod:`evonet.core.errors`; this import path keeps working (the same module)."""
 
+import sys
 
-class EvonetError(Exception):
-    """Base class of the errors evonet reports as a one-line message."""
+from evonet.core import errors as _module
 
-    exit_code = 2
-
-
-class ConfigError(EvonetError):
-    """An experiment config, an override or a CLI argument is invalid."""
-
-
-class DependencyNotInstalled(EvonetError):
-    """An optional heavy dependency is missing."""
+sys.modules[__name__] = _module

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from evonet.errors import DependencyNotInstalled, EvonetError
+from evonet.core.errors import DependencyNotInstalled, EvonetError
 from evonet.core.executor import Executor, SharedHandle, SharedValue, resolve  # noqa: F401 (re-exported)
 
 # ----------------------------------------------------------------------------- errors

@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evonet.errors import ConfigError
+from evonet.core.errors import ConfigError
 from evonet.space import Gene, SearchSpace
 
 #: model kind of a search space made by discovery (evonet.models builds mlp / cnn only)

@@ -61,7 +61,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from evonet.errors import ConfigError
+from evonet.core.errors import ConfigError
 
 ACTIVATIONS = ("relu", "elu", "selu", "leaky_relu", "tanh", "sigmoid", "gelu", "swish", "linear")
 INITIALIZERS = {"he": "he_normal", "glorot": "glorot_uniform", "lecun": "lecun_normal"}

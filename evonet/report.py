@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from evonet.store import RunDirError, RunStore, atomic_write_bytes, atomic_write_text
+from evonet.core.store import RunDirError, RunStore, atomic_write_bytes, atomic_write_text
 
 MAX_FAILURES_LISTED = 200
 
@@ -224,7 +224,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     logbook = _dedupe(store.read_jsonl("logbook.jsonl", tolerant=True))
     checkpoint = None
     try:
-        from evonet.checkpoint import CheckpointError, load_checkpoint
+        from evonet.core.checkpoint import CheckpointError, load_checkpoint
 
         checkpoint = load_checkpoint(run_dir)
     except CheckpointError:

@@ -28,7 +28,7 @@ from typing import Any, Callable, TextIO
 
 import numpy as np
 
-from evonet.errors import ConfigError
+from evonet.core.errors import ConfigError
 
 _STOP_KEYS = ("target_fitness", "stagnation", "max_seconds", "max_evaluations")
 
@@ -119,7 +119,7 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
     from evonet.data.datasets import from_arrays
     from evonet.hp import discover
     from evonet.problems.user_model import UserModelProblem, budget_of
-    from evonet.runner import run_experiment
+    from evonet.core.runner import run_experiment
 
     _check_inputs(build_model, x, y, validation_data)
     stop = dict(stop or {})

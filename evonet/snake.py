@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from evonet.errors import EvonetError
+from evonet.core.errors import EvonetError
 from evonet.nn import MLPSpec, act_greedy, forward, unflatten
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -209,7 +209,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    from evonet.store import mkstemp_for
+    from evonet.core.store import mkstemp_for
 
     fd, tmp = mkstemp_for(path, prefix=f".{path.name}-", suffix=".tmp")
     try:
@@ -419,7 +419,7 @@ def representative_seed(agent: Agent, rules) -> tuple[int, str]:
         i = median_game(scores)
         return start + i, (f"a median game (score {scores[i]:g}) of its {len(scores)} benchmark games in "
                            f"{path.parent.name}/{path.name}")
-    from evonet import seeding
+    from evonet.core import seeding
     from evonet.evaluators.snake import evaluate_weights
 
     seeds = seeding.evaluation_game_seeds(WATCH_FALLBACK_GAMES)

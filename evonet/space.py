@@ -40,7 +40,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evonet.errors import ConfigError
+from evonet.core.errors import ConfigError
 
 #: Significant digits kept by decoded float genes (and so by the canonical form).
 FLOAT_DIGITS = 3

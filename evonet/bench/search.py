@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from evonet.errors import DependencyNotInstalled
+from evonet.core.errors import DependencyNotInstalled
 
 
 def kt_hyperparameters(space, hp) -> dict:
@@ -116,10 +116,11 @@ def run_keras_tuner(space, data, budget, trials: int, seed: int, directory: str 
 
 def run_evonet(space_path: str, evaluations: int, population: int, seed: int, epochs: int, patience: int) -> dict:
     """evonet's GA (the digits_search settings, scaled to ``evaluations``) over the same space."""
-    from evonet import config, seeding
+    from evonet import config
+    from evonet.core import seeding
     from evonet.evaluators.accuracy import accuracy, train_genome
     from evonet.executors import LocalExecutor
-    from evonet.loop import run_evolution
+    from evonet.core.loop import run_evolution
     from evonet.problems.hyperparams import HyperparamProblem
     from evonet.strategies.ga import GeneticAlgorithm
 

@@ -19,6 +19,9 @@ import numpy as np
 
 from evonet.core.types import EvalResult
 
+#: the fitness of a failed evaluation (no statistic of the loop counts it)
+WORST = -1e30
+
 
 class Strategy:
     """Base class of the loop's strategies."""

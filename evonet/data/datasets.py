@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evonet.errors import ConfigError
+from evonet.core.errors import ConfigError
 
 DATASETS = ("digits", "mnist5k", "mnist", "fashion_mnist", "npz")
 

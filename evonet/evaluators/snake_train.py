@@ -45,7 +45,7 @@ def heuristic_dataset(rules, observation: str, seeds) -> tuple[np.ndarray, np.nd
 
 @functools.lru_cache(maxsize=2)
 def cached_heuristic_dataset(rules_name: str, board: int, observation: str, games: int, seed: int):
-    from evonet import seeding
+    from evonet.core import seeding
     from evonet.problems.snake_weights import make_snake_rules
 
     seeds = seeding.training_game_seeds(seed, 0, [0], games, purpose=seeding.PURPOSE_GAMES + 100)[0]

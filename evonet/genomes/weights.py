@@ -187,7 +187,7 @@ def save_keras(path: str | os.PathLike, spec: MLPSpec, flat: np.ndarray) -> Path
     if path.suffix != ".keras":
         raise ValueError(f"{path}: a Keras model file must end in .keras")
     model = to_keras(spec, flat)
-    from evonet.store import mkstemp_for
+    from evonet.core.store import mkstemp_for
 
     fd, tmp = mkstemp_for(path, prefix=f".{path.stem}-", suffix=".keras")
     os.close(fd)

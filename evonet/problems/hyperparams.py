@@ -97,7 +97,7 @@ def _with_objectives(res: EvalResult, multi: bool) -> EvalResult:
 
 
 def snake_game_seeds(snake: SnakeFitness) -> np.ndarray:
-    from evonet import seeding
+    from evonet.core import seeding
 
     return seeding.training_game_seeds(snake.run_seed, 0, [1], snake.games, purpose=seeding.PURPOSE_GAMES + 101)[0]
 
@@ -199,7 +199,7 @@ class HyperparamProblem(Problem):
             baseline = space.complete(s.baseline, "search.baseline")
         if s.fitness == "snake":
             if space.model != "mlp":
-                from evonet.errors import ConfigError
+                from evonet.core.errors import ConfigError
 
                 raise ConfigError(f"search.space: snake fitness needs an mlp space, {s.space} is a {space.model} space")
             snake = SnakeFitness(cfg.snake.rules, cfg.snake.board, cfg.snake.observation, cfg.snake.games,
@@ -270,7 +270,7 @@ class HyperparamProblem(Problem):
 
     def cross_validates(self, purpose: int | None) -> bool:
         """Whether an evaluation for ``purpose`` is the final k-fold cross-validation."""
-        from evonet import seeding
+        from evonet.core import seeding
 
         return self.final_folds > 0 and purpose == seeding.PURPOSE_FINAL
 
@@ -352,14 +352,14 @@ class HyperparamProblem(Problem):
     def fold_seed(self, h: str, fold: int) -> int:
         """The training seed of fold ``fold`` of genome ``h``'s cross-validation (a stream of
         its own: not the search training's seed)."""
-        from evonet import seeding
+        from evonet.core import seeding
 
         ss = np.random.SeedSequence([self.run_seed, int(h, 16), seeding.PURPOSE_FINAL, int(fold)])
         return int(ss.generate_state(1)[0])
 
     def split_seed(self) -> int:
         """The seed of the cross-validation folds: one split for every genome of a run."""
-        from evonet import seeding
+        from evonet.core import seeding
 
         return int(seeding.seed_sequence(self.run_seed, seeding.PURPOSE_FINAL).generate_state(1)[0])
 
@@ -577,7 +577,7 @@ class HyperparamProblem(Problem):
         return out
 
     def _finalize_snake(self, store, canon, h, stream) -> dict:
-        from evonet import seeding
+        from evonet.core import seeding
         from evonet.evaluators.snake_train import cached_heuristic_dataset, to_mlp, train_and_play
         from evonet.problems.snake_weights import make_snake_rules
         from evonet.snake import save_agent

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evonet import seeding
+from evonet.core import seeding
 from evonet.nn import MLPSpec
 from evonet.problems.base import EvalResult, GameMetrics, Problem
 

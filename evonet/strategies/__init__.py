@@ -21,8 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evonet import seeding
-from evonet.errors import ConfigError
+from evonet.core import seeding
+from evonet.core.errors import ConfigError
 from evonet.problems.base import EvalResult
 
 __all__ = ["CMAES", "GeneticAlgorithm", "AskTell"]

@@ -25,10 +25,9 @@ import numpy as np
 from deap import algorithms, base, tools
 
 from evonet.strategies.operators import deap_random, individual_class, register_operators
-from evonet.core.strategy import Strategy
+from evonet.core.strategy import WORST, Strategy
 from evonet.core.types import EvalResult
 
-WORST = -1e30
 
 
 class GeneticAlgorithm(Strategy):

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 from deap import base, creator, tools
 
-from evonet.errors import ConfigError
+from evonet.core.errors import ConfigError
 
 __all__ = [
     "KINDS",

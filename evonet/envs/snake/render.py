@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from evonet.errors import DependencyNotInstalled, EvonetError
+from evonet.core.errors import DependencyNotInstalled, EvonetError
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage

@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evonet import seeding
-from evonet.errors import ConfigError
+from evonet.core import seeding
+from evonet.core.errors import ConfigError
 from evonet.problems.base import EvalResult, Problem
 
 

@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evonet import seeding
-from evonet.errors import ConfigError
+from evonet.core import seeding
+from evonet.core.errors import ConfigError
 from evonet.nn import MLPSpec
 from evonet.problems.base import EvalResult, GameMetrics, Problem
 from evonet.problems.gym.rollout import episode_stats, make_env, rollout, space_map
