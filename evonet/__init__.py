@@ -21,7 +21,7 @@ _LAZY = {
     "EvolveResult": ("evonet.api", "EvolveResult"),
     "search": ("evonet.search_api", "search"),
     "SearchResult": ("evonet.search_api", "SearchResult"),
-    "HyperParameters": ("evonet.hp", "HyperParameters"),
+    "HyperParameters": ("evonet.problems.nas.hp", "HyperParameters"),
 }
 
 

@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--games", type=_positive_int, default=1000, help="number of games (default 1000)")
     e.add_argument("--seed-start", type=_nonneg_int, default=0, help="first evaluation seed (default 0)")
     e.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    from evonet.evaluators.snake_train import SUPERVISED_DEFAULTS as SD
+    from evonet.problems.snake.train import SUPERVISED_DEFAULTS as SD
 
     sg = e.add_argument_group("supervised only (evonet eval supervised)")
     sg.add_argument("--hidden", type=_hidden_layers, help="hidden layer sizes (default 9,15: the blog's network)")
@@ -230,8 +230,8 @@ def cmd_eval(args) -> int:
     import numpy as np
 
     from evonet.core import seeding
-    from evonet.evaluators.snake import evaluate_weights, format_summary, summarize
-    from evonet.snake import load_agent
+    from evonet.problems.snake.evaluate import evaluate_weights, format_summary, summarize
+    from evonet.problems.snake.agent import load_agent
 
     try:
         seeds = seeding.evaluation_game_seeds(args.games, args.seed_start)
@@ -245,7 +245,7 @@ def cmd_eval(args) -> int:
     elif args.run_dir == "supervised":
         return _eval_supervised(args, seeds)
     if builtin:
-        from evonet.evaluators.snake import play_policy, random_policy
+        from evonet.problems.snake.evaluate import play_policy, random_policy
 
         rules = _resolve_rules(None, args.rules or "classic", args.board)
         if args.run_dir == "heuristic":
@@ -272,8 +272,8 @@ def cmd_eval(args) -> int:
 
 def _eval_supervised(args, seeds) -> int:
     """``evonet eval supervised``: the seed blog's supervised baseline, trained, then scored."""
-    from evonet.evaluators.snake import format_summary, summarize
-    from evonet.evaluators.snake_train import BLOG_HIDDEN, SUPERVISED_DEFAULTS, supervised_baseline
+    from evonet.problems.snake.evaluate import format_summary, summarize
+    from evonet.problems.snake.train import BLOG_HIDDEN, SUPERVISED_DEFAULTS, supervised_baseline
 
     rules = _resolve_rules(None, args.rules or "theailearner", args.board)  # checks --board before any work
     out = Path(args.out) if args.out else None
@@ -292,7 +292,7 @@ def _eval_supervised(args, seeds) -> int:
     desc = f"evaluation seeds {args.seed_start}..{args.seed_start + args.games - 1}"
     rules_meta = {"name": rules.name, "width": rules.width, "height": rules.height}
     if out is not None:
-        from evonet.snake import save_agent
+        from evonet.problems.snake.agent import save_agent
 
         save_agent(out, sup["spec"], sup["weights"], t["observation"], rules_meta,
                    extra={"policy": "supervised", "training": t,
@@ -321,14 +321,14 @@ def _eval_supervised(args, seeds) -> int:
 
 def cmd_watch(args) -> int:
     from evonet.envs.snake.render import play
-    from evonet.snake import load_agent
+    from evonet.problems.snake.agent import load_agent
 
     agent = load_agent(args.run_dir)
     rules = _resolve_rules(agent, args.rules, args.board)
     window = not (args.frames or args.gif)
     seed, chosen = args.seed, ""
     if seed is None:
-        from evonet.snake import representative_seed
+        from evonet.problems.snake.agent import representative_seed
 
         seed, why = representative_seed(agent, rules)
         chosen = " (median game)"
@@ -390,7 +390,8 @@ def check_set_syntax(argv: list[str]) -> None:
             continue
         if key is None or "=" in key or key.startswith("-"):
             continue  # a missing value is argparse's to report
-        after = argv[i + 2] if arg == "--set" else (argv[i + 1] if i + 1 < len(argv) else None)
+        j = i + 2 if arg == "--set" else i + 1
+        after = argv[j] if j < len(argv) else None
         if after is not None and not after.startswith("-"):
             raise ConfigError(f"--set {key}: expected KEY=VALUE (got a space: write --set {key}={after})")
         raise ConfigError(f"--set {key}: expected KEY=VALUE, e.g. --set ga.population=64")

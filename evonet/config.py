@@ -397,7 +397,7 @@ def _cross_checks(cfg: ExperimentConfig) -> None:
 
 def _check_search(cfg: ExperimentConfig) -> None:
     """The search space loads (one-line errors name the file and gene), the data path exists."""
-    from evonet.space import SearchSpace, resolve_space_path
+    from evonet.problems.nas.space import SearchSpace, resolve_space_path
 
     space = SearchSpace.load(resolve_space_path(cfg.search.space))
     if cfg.search.baseline is not None:

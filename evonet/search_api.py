@@ -6,7 +6,7 @@
                       epochs=10, population=8, generations=3, seed=0, out="runs/mine")
     r.best_hyperparameters, r.best_model, r.logbook, r.run_dir
 
-``build_model(hp)`` declares its hyperparameters as KerasTuner's do (:mod:`evonet.hp`) and
+``build_model(hp)`` declares its hyperparameters as KerasTuner's do (:mod:`evonet.problems.nas.hp`) and
 returns a compiled ``keras.Model`` (with ``metrics=["accuracy"]``: the fitness is validation
 accuracy). The build function is run a few times first to discover its hyperparameters
 (:func:`evonet.hp.discover`); the search is then an ordinary evonet run
@@ -117,8 +117,8 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
     (default ``runs/NAME-seedS-TIMESTAMP``)."""
     from evonet import config as config_mod
     from evonet.data.datasets import from_arrays
-    from evonet.hp import discover
-    from evonet.problems.user_model import UserModelProblem, budget_of
+    from evonet.problems.nas.hp import discover
+    from evonet.problems.nas.user_model import UserModelProblem, budget_of
     from evonet.core.runner import run_experiment
 
     _check_inputs(build_model, x, y, validation_data)

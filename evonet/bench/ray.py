@@ -1,7 +1,7 @@
 """How well Ray spreads Keras-training evaluations over the cores of this machine.
 
 :func:`bench_ray` runs one batch of training evaluations (the dense digits classifier of
-:mod:`evonet.evaluators.keras_train`, about 2 s each with one TensorFlow thread) three
+:mod:`evonet.problems.nas.keras_train`, about 2 s each with one TensorFlow thread) three
 times: in this process (:class:`~evonet.executors.LocalExecutor`), then with Ray on 1
 and on 2 warm workers (:class:`~evonet.executors.RayExecutor`, Ray started here with
 :class:`~evonet.executors.LocalRay`). Each executor first runs one untimed evaluation
@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from evonet.evaluators.keras_train import DEFAULT_PARAMS, TrainTask, digits_data, evaluate_train_task
+from evonet.problems.nas.keras_train import DEFAULT_PARAMS, TrainTask, digits_data, evaluate_train_task
 
 
 def _timed_map(executor, tasks) -> tuple[float, list]:

@@ -75,8 +75,8 @@ def run_keras_tuner(space, data, budget, trials: int, seed: int, directory: str 
         raise DependencyNotInstalled(
             f"evonet bench search needs keras-tuner (and tensorboard): pip install -e '.[bench]' ({exc})"
         ) from None
-    from evonet.evaluators.accuracy import _stop_on_nan, accuracy
-    from evonet.models import build_model, epochs_of, gene, learning_rate_at
+    from evonet.problems.nas.accuracy import _stop_on_nan, accuracy
+    from evonet.problems.nas.models import build_model, epochs_of, gene, learning_rate_at
     from evonet.tf_utils import import_keras
 
     keras = import_keras()
@@ -118,14 +118,14 @@ def run_evonet(space_path: str, evaluations: int, population: int, seed: int, ep
     """evonet's GA (the digits_search settings, scaled to ``evaluations``) over the same space."""
     from evonet import config
     from evonet.core import seeding
-    from evonet.evaluators.accuracy import accuracy, train_genome
+    from evonet.problems.nas.accuracy import accuracy, train_genome
     from evonet.executors import LocalExecutor
     from evonet.core.loop import run_evolution
-    from evonet.problems.hyperparams import HyperparamProblem
+    from evonet.problems.nas.problem import HyperparamProblem
     from evonet.strategies.ga import GeneticAlgorithm
 
     generations = max(0, -(-(evaluations - population) // population))
-    cfg = config.load(Path(__file__).resolve().parents[2] / "experiments" / "digits_search.yaml", [
+    cfg = config.load("digits_search", [
         f"search.space={space_path}", f"ga.population={population}", f"ga.offspring={population}",
         f"ga.generations={generations}", f"seed={seed}", f"search.epochs={epochs}", f"search.patience={patience}",
         "search.max_params=1000000", "ga.hall_of_fame=1",
@@ -151,8 +151,8 @@ def bench_search(space: str = "dense_classifier", evaluations: int = 40, populat
                  epochs: int = 20, patience: int = 3, log: Callable[[str], None] | None = None) -> dict:
     """Run both methods for ``seeds`` seeds; per-seed figures and medians."""
     from evonet.data.datasets import DataRef, load_dataset
-    from evonet.evaluators.accuracy import TrainBudget
-    from evonet.space import SearchSpace, resolve_space_path
+    from evonet.problems.nas.accuracy import TrainBudget
+    from evonet.problems.nas.space import SearchSpace, resolve_space_path
 
     path = resolve_space_path(space)
     sp = SearchSpace.load(path)

@@ -24,7 +24,7 @@ from evonet import nn
 from evonet.envs.snake.observations import observe
 from evonet.envs.snake.reference import SnakeGame
 from evonet.envs.snake.rules import Rules, make_rules
-from evonet.evaluators.snake import evaluate_weights
+from evonet.problems.snake.evaluate import evaluate_weights
 
 BLOG_SPEC = nn.MLPSpec(7, (9, 15), 3, activation="tanh", output_activation="linear")
 

@@ -67,7 +67,7 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     def input_spec(self):
-        from evonet.models import InputSpec
+        from evonet.problems.nas.models import InputSpec
 
         return InputSpec(self.input_shape, self.scale, self.n_classes)
 

@@ -13,11 +13,11 @@ __all__ = ["EvalResult", "Problem", "make_problem"]
 def make_problem(cfg):
     """The problem an experiment config describes."""
     if cfg.genome == "weights":
-        from evonet.problems.snake_weights import SnakeWeightsProblem
+        from evonet.problems.snake.problem import SnakeWeightsProblem
 
         return SnakeWeightsProblem.from_config(cfg)
     if cfg.genome == "hyperparameters":
-        from evonet.problems.hyperparams import HyperparamProblem
+        from evonet.problems.nas.problem import HyperparamProblem
 
         return HyperparamProblem.from_config(cfg)
     if cfg.genome == "gym":

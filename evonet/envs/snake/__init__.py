@@ -29,3 +29,12 @@ __all__ = [
     "observe",
     "turn",
 ]
+
+
+def __getattr__(name: str):
+    # the Gymnasium environment imports gymnasium: loaded on first use only
+    if name == "SnakeEnv":
+        from .env import SnakeEnv
+
+        return SnakeEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,335 @@
+"""Validation-accuracy fitness for hyperparameter genomes: build, train, score.
+
+:func:`train_genome` takes a canonical genome (:mod:`evonet.problems.nas.space`), the data
+(:class:`evonet.data.datasets.Dataset`) and the budgets, seeds Keras from ``seed``, trains
+on the training split, scores on the validation split and returns an
+:class:`~evonet.problems.base.EvalResult`. It never raises: a model over the parameter
+budget (checked before training), a NaN or infinite loss, an out-of-memory error or any
+exception gives a failed result (``error`` set, worst fitness) so the search goes on. The
+test split is not touched here (the problem's ``finalize`` uses it once, for the best).
+
+Training goes through :func:`one_thread_batches`: a ``tf.data`` pipeline on one private
+thread, shuffled every epoch from the seed, so each training keeps one core busy and the
+same (genome, seed) gives the same result. :func:`refit_genome` retrains a chosen genome on
+the training and validation splits together for the best epoch count of its search
+training (:func:`train_and_refit` does both steps for a search's final model).
+
+:func:`cross_validate_fold` is one fold of the k-fold cross-validation that picks a search's
+final best among its hall of fame (``search.final_folds``): the training and validation
+splits together are cut into :func:`stratified_folds`, the genome trains its full schedule
+(no early stopping) on all folds but one and is scored on that one. Pooled over the folds,
+every one of those examples is predicted once, by a model that never saw it: a resolution
+of ``1 / (train + validation)`` instead of ``1 / validation``.
+
+(:mod:`evonet.problems.nas.keras_train` is the fixed dense classifier of the Ray benchmark.)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from evonet.problems.base import EvalResult
+
+
+@dataclass(frozen=True)
+class TrainBudget:
+    """Per-training limits: epochs cap, early-stopping patience (0: off), parameter cap."""
+
+    epochs: int = 20
+    patience: int = 3
+    max_params: int = 1_000_000
+    min_delta: float = 0.0
+
+
+def failed(error: str, seconds: float = 0.0, **metrics) -> EvalResult:
+    return EvalResult(fitness=float("-inf"), weight=0, metrics=dict(metrics), error=error, seconds=seconds)
+
+
+class NonFiniteLoss(Exception):
+    """Training produced a NaN or infinite loss."""
+
+
+class TooManyParameters(Exception):
+    """The model is over the parameter budget (raised before training)."""
+
+
+def _stop_on_nan(keras):
+    """Stop training at the end of an epoch whose loss is NaN or infinite (silently,
+    unlike ``keras.callbacks.TerminateOnNaN``, which prints)."""
+
+    class StopOnNaN(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                self.model.stop_training = True
+
+    return StopOnNaN()
+
+
+def one_thread_batches(keras, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None):
+    """``(x, y)`` as a batched ``tf.data`` dataset that runs on one thread (TensorFlow backend).
+
+    Given numpy arrays, Keras's TensorFlow backend builds its own ``tf.data`` pipeline with
+    a thread pool and autotuning outside TensorFlow's thread settings, so a "one-thread"
+    training keeps more than one core busy, and two workers on two cores lose about a third
+    of their speed to each other (measured with ``evonet bench ray``). This pipeline has a
+    private one-thread pool and no autotuning. With ``seed`` the examples are reshuffled every epoch in an
+    order that depends only on ``seed``. None on other backends (``fit`` gets the arrays).
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.threading.max_intra_op_parallelism = 1
+    options.autotune.enabled = False
+    options.deterministic = True
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if seed is not None:
+        ds = ds.shuffle(len(x), seed=int(seed) % (2**31), reshuffle_each_iteration=True)
+    return ds.batch(int(batch_size)).with_options(options)
+
+
+def fit_model(genome: dict, model_kind: str, inputs, x, y, validation, budget: TrainBudget, seed: int,
+              epochs: int | None = None):
+    """Build, check the parameter budget, train. Returns (model, params, history, epochs run).
+
+    The data go through :func:`one_thread_batches` (one core per training, the epoch orders
+    from ``seed``). ``validation``: ``(x_val, y_val)`` for early stopping, or None (no early
+    stopping: every epoch runs). ``epochs`` overrides the genome's epochs (still capped by
+    ``budget.epochs``). Raises :class:`TooManyParameters` before training and
+    :class:`NonFiniteLoss` after.
+    """
+    from evonet.problems.nas.models import build_model, epochs_of, gene, learning_rate_at
+    from evonet.tf_utils import import_keras
+
+    keras = import_keras()
+    keras.utils.set_random_seed(int(seed) % (2**31))
+    user = not isinstance(model_kind, str)  # a user's build function (evonet.hp.UserModel)
+    model = model_kind.build(genome) if user else build_model(genome, model_kind, inputs)
+    params = int(model.count_params())
+    if params > budget.max_params:
+        raise TooManyParameters(f"{params} parameters > max_params {budget.max_params}")
+    if epochs is None:
+        epochs = schedule_epochs(genome, model_kind, budget.epochs)
+    epochs = max(1, min(int(epochs), int(budget.epochs)))
+    callbacks = [_stop_on_nan(keras)]
+    if validation is not None and budget.patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=budget.patience,
+                                                       min_delta=budget.min_delta, restore_best_weights=True))
+    if not user and gene(genome, "lr_schedule") != "constant":
+        total = epochs_of(genome, budget.epochs)  # the schedule of the genome, also when refitting fewer epochs
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda e, lr: learning_rate_at(genome, e, total)))
+    batch = int(model_kind.batch_size) if user else int(gene(genome, "batch_size"))
+    train = one_thread_batches(keras, x, y, batch, seed=int(seed) + 1)
+    if train is None:
+        hist = model.fit(x, y, validation_data=validation, epochs=epochs, batch_size=batch, callbacks=callbacks,
+                         verbose=0, shuffle=True)
+    else:
+        val = None if validation is None else one_thread_batches(keras, validation[0], validation[1], 512)
+        hist = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
+    losses = hist.history.get("loss", [])
+    bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+    if bad or not losses:
+        raise NonFiniteLoss(f"non-finite loss at epoch {bad[0] + 1 if bad else 1}")
+    return model, params, hist.history, len(losses)
+
+
+def schedule_epochs(genome: dict, model_kind, cap: int) -> int:
+    """A genome's full training schedule: its ``epochs`` gene capped by ``cap`` (built-in
+    models); ``cap`` for a user's build function (its hyperparameter names mean nothing here)."""
+    from evonet.problems.nas.models import epochs_of
+
+    return epochs_of(genome, cap) if isinstance(model_kind, str) else max(1, int(cap))
+
+
+def _message(exc: BaseException) -> str:
+    msg = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return msg if len(msg) <= 300 else msg[:297] + "..."
+
+
+def train_genome(genome: dict, model_kind: str, data, budget: TrainBudget, seed: int,
+                 keep_model: bool = False) -> tuple[EvalResult, Any]:
+    """Train ``genome`` on ``data``'s training split, score it on the validation split.
+
+    Returns ``(result, model)``; ``model`` is ``None`` unless ``keep_model`` (and the
+    training succeeded). ``result.fitness`` is the validation accuracy; metrics hold
+    ``params``, ``epochs`` (run, after early stopping), ``val_loss``, ``train_accuracy``.
+    """
+    start = time.perf_counter()
+    try:
+        from evonet.tf_utils import import_keras
+
+        import_keras().backend.clear_session()
+        try:
+            model, params, hist, epochs = fit_model(genome, model_kind, data.input_spec(), data.x_train,
+                                                    data.y_train, (data.x_val, data.y_val), budget, seed)
+        except (NonFiniteLoss, TooManyParameters) as exc:
+            return failed(str(exc), time.perf_counter() - start), None
+        keras = import_keras()
+        val = one_thread_batches(keras, data.x_val, data.y_val, 512)
+        if val is None:
+            scores = model.evaluate(data.x_val, data.y_val, verbose=0, batch_size=512, return_dict=True)
+        else:
+            scores = model.evaluate(val, verbose=0, return_dict=True)
+        val_loss, val_acc = float(scores["loss"]), float(scores["accuracy"])
+        if not (math.isfinite(val_loss) and math.isfinite(val_acc)):
+            return failed("non-finite validation loss", time.perf_counter() - start, params=float(params)), None
+        result = EvalResult(
+            fitness=float(val_acc), weight=1,
+            metrics={"params": float(params), "epochs": float(epochs), "best_epoch": float(best_epoch(hist, budget)),
+                     "val_loss": float(val_loss), "train_accuracy": float(hist.get("accuracy", [float("nan")])[-1])},
+            seconds=time.perf_counter() - start,
+        )
+        return result, (model if keep_model else None)
+    except Exception as exc:  # noqa: BLE001 - out of memory, bad shapes, anything: a failed evaluation
+        return failed(_message(exc), time.perf_counter() - start), None
+
+
+def best_epoch(history: dict, budget: TrainBudget) -> int:
+    """The epoch (1-based) whose weights a training kept: with early stopping (restored best
+    weights) the first epoch of best validation accuracy, otherwise the last epoch."""
+    acc = history.get("val_accuracy") or []
+    losses = history.get("loss") or []
+    if budget.patience > 0 and acc:
+        return int(np.argmax(acc)) + 1
+    return max(1, len(losses))
+
+
+def refit_genome(genome: dict, model_kind: str, data, budget: TrainBudget, seed: int,
+                 epochs: int) -> tuple[EvalResult, Any]:
+    """Retrain ``genome`` from scratch on the training *and* validation splits together.
+
+    The standard last step of a hyperparameter search: once the validation split has chosen
+    the genome, its images are training data too. There is no data left for early stopping,
+    so the training runs ``epochs`` epochs (the best epoch of the search's training,
+    :func:`best_epoch`, i.e. ``result.metrics["best_epoch"]``) under the genome's own
+    learning-rate schedule, seeded by ``seed``. The test split is not touched. Returns
+    ``(result, model)``: ``result.fitness`` is the accuracy on the (seen) training data,
+    ``metrics``: ``params``, ``epochs``, ``train_examples``; ``model`` is None on failure.
+    """
+    start = time.perf_counter()
+    try:
+        from evonet.tf_utils import import_keras
+
+        import_keras().backend.clear_session()
+        x = np.concatenate([data.x_train, data.x_val])
+        y = np.concatenate([data.y_train, data.y_val])
+        try:
+            model, params, hist, ran = fit_model(genome, model_kind, data.input_spec(), x, y, None, budget, seed,
+                                                 epochs=epochs)
+        except (NonFiniteLoss, TooManyParameters) as exc:
+            return failed(str(exc), time.perf_counter() - start), None
+        result = EvalResult(fitness=float(hist.get("accuracy", [float("nan")])[-1]), weight=1,
+                            metrics={"params": float(params), "epochs": float(ran), "train_examples": float(len(y))},
+                            seconds=time.perf_counter() - start)
+        return result, model
+    except Exception as exc:  # noqa: BLE001
+        return failed(_message(exc), time.perf_counter() - start), None
+
+
+def train_and_refit(genome: dict, model_kind: str, data, budget: TrainBudget, seed: int,
+                    searched: EvalResult | None = None,
+                    full_schedule: bool = False) -> tuple[EvalResult, EvalResult, Any]:
+    """The final model of a search: ``(validation result, refit result, model)``.
+
+    The validation result is the search's (``searched``, when it holds the best epoch) or
+    the same training again (:func:`train_genome`, same seed: the same figures); the model
+    is then :func:`refit_genome` on training + validation data for its best epoch, or with
+    ``full_schedule`` for the genome's own epochs (capped by ``budget.epochs``): the
+    training that :func:`cross_validate_fold` measured. On a failure ``model`` is None and
+    the failed result says why. The test split is not touched.
+    """
+    val = searched
+    if val is None or val.error is not None or "best_epoch" not in val.metrics:
+        val, _ = train_genome(genome, model_kind, data, budget, seed)
+        if val.error is not None:
+            return val, val, None
+    epochs = schedule_epochs(genome, model_kind, budget.epochs) if full_schedule else int(val.metrics["best_epoch"])
+    refit, model = refit_genome(genome, model_kind, data, budget, seed, epochs)
+    return val, refit, model
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The fold (0..k-1) of every example: each class shuffled by ``seed`` and dealt out in
+    turn, so every fold holds about ``1/k`` of each class. A pure function of (y, k, seed)."""
+    y = np.asarray(y)
+    if k < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {k}")
+    rng = np.random.default_rng(seed)
+    folds = np.zeros(len(y), dtype=np.int64)
+    start = 0
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        folds[idx] = (start + np.arange(idx.size)) % k  # classes continue the turn: folds stay even
+        start += idx.size
+    return folds
+
+
+def cross_validate_fold(genome: dict, model_kind: str, data, budget: TrainBudget, seed: int, folds: int,
+                        fold: int, split_seed: int) -> EvalResult:
+    """Fold ``fold`` of a ``folds``-fold cross-validation of ``genome`` on ``data``'s training
+    and validation splits together (:func:`stratified_folds` with ``split_seed``: the same
+    folds for every genome).
+
+    The genome trains its full schedule (its epochs, capped by ``budget.epochs``; no early
+    stopping: there is no data left to stop on) on the other folds, seeded by ``seed``, and is
+    scored on this one. ``fitness``: the fold's accuracy; ``metrics``: ``correct`` and
+    ``examples`` (to pool the folds), ``fold``, ``params``, ``epochs``. Never raises; the
+    test split is not touched.
+    """
+    start = time.perf_counter()
+    try:
+        from evonet.tf_utils import import_keras
+
+        keras = import_keras()
+        keras.backend.clear_session()
+        x = np.concatenate([data.x_train, data.x_val])
+        y = np.concatenate([data.y_train, data.y_val])
+        where = stratified_folds(y, folds, split_seed)
+        held = where == fold
+        try:
+            model, params, _, ran = fit_model(genome, model_kind, data.input_spec(), x[~held], y[~held], None,
+                                              budget, seed, epochs=schedule_epochs(genome, model_kind, budget.epochs))
+        except (NonFiniteLoss, TooManyParameters) as exc:
+            return failed(str(exc), time.perf_counter() - start, fold=float(fold))
+        pred = np.asarray(model.predict(x[held], verbose=0, batch_size=512))
+        if not np.all(np.isfinite(pred)):
+            return failed("non-finite predictions on the held-out fold", time.perf_counter() - start, fold=float(fold))
+        correct = int(np.sum(np.argmax(pred, axis=-1) == y[held]))
+        n = int(held.sum())
+        return EvalResult(fitness=correct / n, weight=1,
+                          metrics={"correct": float(correct), "examples": float(n), "fold": float(fold),
+                                   "params": float(params), "epochs": float(ran)},
+                          seconds=time.perf_counter() - start)
+    except Exception as exc:  # noqa: BLE001
+        return failed(_message(exc), time.perf_counter() - start, fold=float(fold))
+
+
+def pool_folds(results: list[EvalResult]) -> EvalResult:
+    """One cross-validation result from its folds: accuracy over all held-out examples
+    (``weight``: the number of folds). A failed fold fails the whole (its error kept)."""
+    bad = next((r for r in results if r.error is not None), None)
+    seconds = float(sum(r.seconds for r in results))
+    if bad is not None or not results:
+        return failed(bad.error if bad is not None else "no folds", seconds, cv_folds=float(len(results)))
+    correct = sum(r.metrics["correct"] for r in results)
+    n = sum(r.metrics["examples"] for r in results)
+    metrics = {"cv_folds": float(len(results)), "cv_correct": float(correct), "cv_examples": float(n),
+               "params": results[0].metrics["params"], "epochs": results[0].metrics["epochs"]}
+    for r in results:
+        metrics[f"fold_{int(r.metrics['fold'])}"] = float(r.fitness)
+    return EvalResult(fitness=correct / n, weight=len(results), metrics=metrics, seconds=seconds)
+
+
+def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of a trained model on (x, y) (argmax of the outputs)."""
+    pred = np.asarray(model.predict(x, verbose=0, batch_size=512))
+    return float(np.mean(np.argmax(pred, axis=-1) == np.asarray(y)))

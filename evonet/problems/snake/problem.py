@@ -1,0 +1,173 @@
+"""Weight-vector genomes of a fixed network, scored by the snake game."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from evonet.core import seeding
+from evonet.nn import MLPSpec
+from evonet.problems.base import EvalResult, GameMetrics, Problem
+
+
+@dataclass(frozen=True)
+class SnakeTask:
+    """A chunk of genomes and the game seeds each one plays (picklable, self-contained)."""
+
+    spec: MLPSpec
+    rules: str
+    board: int
+    observation: str
+    weights: np.ndarray  # (n, n_params) float32
+    seeds: np.ndarray  # (n, games) uint64
+
+
+def make_snake_rules(name: str, board: int):
+    from evonet.envs.snake.rules import make_rules
+
+    return make_rules(name, width=board, height=board)
+
+
+def evaluate_snake_task(task: SnakeTask) -> list[EvalResult]:
+    """Play every genome of the task on its seeds; fitness = mean score. Pure."""
+    from evonet.problems.snake.evaluate import evaluate_weights
+
+    start = time.perf_counter()
+    rules = make_snake_rules(task.rules, task.board)
+    try:
+        res = evaluate_weights(task.spec, task.weights, rules, task.observation, task.seeds)
+    except Exception as exc:  # a broken evaluation must not kill the run
+        return SnakeWeightsProblem.failed_results(task, f"{type(exc).__name__}: {exc}")
+    seconds = (time.perf_counter() - start) / max(1, len(task.weights))
+    out = []
+    for p in range(len(task.weights)):
+        scores = np.asarray(res.scores[p], dtype=np.float64)
+        out.append(
+            EvalResult(
+                fitness=float(scores.mean()),
+                weight=int(scores.size),
+                metrics={
+                    "max_score": float(scores.max()),
+                    "steps": float(np.sum(res.steps[p])),
+                    "wins": float(np.sum(res.won[p])),
+                },
+                seconds=seconds,
+            )
+        )
+    return out
+
+
+class SnakeWeightsProblem(GameMetrics, Problem):
+    """Flat weight vectors of ``spec``; fitness = mean snake score over ``games`` games."""
+
+    def __init__(
+        self, spec: MLPSpec, rules: str, board: int, observation: str, games: int, bound: float, run_seed: int = 0,
+        eval_games: int = 1000,
+    ):
+        self.run_seed = int(run_seed)
+        self.eval_games = int(eval_games)
+        self.spec = spec
+        self.rules = rules
+        self.board = board
+        self.observation = observation
+        self.games = games
+        self.n_genes = spec.n_params
+        self.low, self.up = -float(bound), float(bound)
+
+    @classmethod
+    def from_config(cls, cfg) -> "SnakeWeightsProblem":
+        from evonet.envs.snake.observations import OBSERVATIONS
+
+        spec = MLPSpec(
+            n_inputs=OBSERVATIONS[cfg.snake.observation],
+            hidden=tuple(cfg.network.hidden),
+            n_outputs=3,
+            activation=cfg.network.activation,
+            output_activation=cfg.network.output_activation,
+        )
+        return cls(
+            spec, cfg.snake.rules, cfg.snake.board, cfg.snake.observation, cfg.snake.games, cfg.ga.bound, cfg.seed,
+            cfg.eval_games,
+        )
+
+    @property
+    def evaluate_task(self):
+        return evaluate_snake_task
+
+    @staticmethod
+    def failed_results(task: SnakeTask, error: str) -> list[EvalResult]:
+        """The results of a task that could not run (worker lost, timeout): all failed."""
+        return [EvalResult(fitness=float("-inf"), weight=0, error=error) for _ in range(len(task.weights))]
+
+    def init_genomes(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        from evonet.genomes.weights import init_weights
+
+        return np.clip(init_weights(self.spec, rng, n), self.low, self.up)
+
+    def make_tasks(self, genomes, generation, indices, chunk, purpose=seeding.PURPOSE_GAMES, games=None):
+        genomes = np.asarray(genomes, dtype=np.float32).reshape(-1, self.n_genes)
+        seeds = seeding.training_game_seeds(
+            self.run_seed, generation, indices, games or self.games, purpose=purpose
+        )
+        return [
+            SnakeTask(self.spec, self.rules, self.board, self.observation, genomes[i : i + chunk], seeds[i : i + chunk])
+            for i in range(0, len(genomes), chunk)
+        ]
+
+    def banner(self) -> str:
+        """One line for the start of a run."""
+        return (
+            f"weights genome of {self.n_genes} genes (network {'-'.join(map(str, self.spec.sizes))} "
+            f"{self.spec.activation}), {self.rules} {self.board}x{self.board}, observation {self.observation}, "
+            f"fitness = mean score over {self.games} training games"
+        )
+
+    def title(self) -> str:
+        return f"{self.rules} {self.board}x{self.board}"
+
+    def final_choice(self, result) -> str:
+        return f"fitness {result.best_fitness:.2f} over {result.best_games} fresh training games"
+
+    def rules_meta(self) -> dict:
+        return {"name": self.rules, "width": self.board, "height": self.board}
+
+    def finalize(self, store, result, stream) -> dict:
+        """Write the best agent (genome, .keras model, agent.json) and its benchmark table
+        on evaluation seeds ``0 .. eval_games-1``; returns figures for summary.json."""
+        from evonet.problems.snake.evaluate import evaluate_weights, format_summary, summarize
+        from evonet.problems.snake.agent import save_agent
+
+        store.save_genome(
+            "best/genome.npz", result.best_genome, network=self.spec.to_dict(), observation=self.observation,
+            rules=self.rules_meta(), final_fitness=result.best_fitness, final_games=result.best_games,
+        )
+        save_agent(
+            store.file("best"), self.spec, result.best_genome, self.observation, self.rules_meta(),
+            extra={"run_seed": self.run_seed, "selection_fitness": result.best_fitness,
+                   "selection_games": result.best_games},
+        )
+        if self.eval_games <= 0:
+            return {}
+        rules = make_snake_rules(self.rules, self.board)
+        seeds = seeding.evaluation_game_seeds(self.eval_games)
+        res = evaluate_weights(self.spec, result.best_genome[None], rules, self.observation, seeds[None])
+        table = summarize(res.scores[0], res.steps[0], res.won[0], rules)
+        desc = f"evaluation seeds 0..{self.eval_games - 1}"
+        record = {"rules": self.rules_meta(), "observation": self.observation, "seeds": desc, **table,
+                  "seed_start": 0, "scores": [int(x) for x in res.scores[0]]}  # per seed: evonet watch's median game
+        store.write_json("best/eval.json", record)
+        stream.write(format_summary(table, rules, desc) + "\n")
+        return {"eval": {k: v for k, v in record.items() if k != "scores"}}  # summary.json: the table only
+
+    def describe(self) -> dict:
+        return {
+            "genome": "weights",
+            "n_genes": self.n_genes,
+            "network": self.spec.to_dict(),
+            "rules": self.rules,
+            "board": f"{self.board}x{self.board}",
+            "observation": self.observation,
+            "games": self.games,
+        }
