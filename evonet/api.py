@@ -223,7 +223,7 @@ def _qualified(fn) -> str:
 
 
 def _network_section(spec) -> dict:
-    from evonet.config import NetworkConfig
+    from evonet.problems.network import NetworkConfig
     import typing
 
     hints = typing.get_type_hints(NetworkConfig)

@@ -129,8 +129,8 @@ def _stop_now(cfg, loop_state: LoopState, generation: int) -> Stop | None:
 def prepare_resume(run_dir: str | Path, overrides: list[str] | None = None, force: bool = False,
                    checkpoint: str | None = None) -> ResumePlan:
     """Validate a resume of ``run_dir``; raises a one-line EvonetError and writes nothing."""
-    from evonet.problems import make_problem
-    from evonet.strategy import make_strategy
+    from evonet.core.config import make_problem
+    from evonet.strategies.ga import make_strategy
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -31,9 +31,9 @@ from evonet.executors import make_executor
 from evonet.core.loop import RunResult, run_evolution
 from evonet.core.progress import ProgressBar, choose_mode
 from evonet.core.stopping import StoppingRules
-from evonet.problems import make_problem
+from evonet.core.config import make_problem
 from evonet.core.store import RunStore, default_run_dir
-from evonet.strategy import make_strategy
+from evonet.strategies.ga import make_strategy
 
 
 class ConsoleLogger(Hook):

@@ -1,0 +1,40 @@
+"""The snake problem's config: the ``snake:`` section, ``eval_games``, and ``genome: weights``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from evonet.core.config import ProblemKind, Section, _f, register_problem
+from evonet.core.errors import ConfigError
+from evonet.problems.network import NETWORK
+
+
+@dataclass
+class SnakeConfig:
+    """The game every individual is scored on."""
+
+    rules: Literal["classic", "theailearner"] = _f("classic", "rule set (see docs/snake.md)")
+    board: Optional[int] = _f(
+        None, "board side in cells (square); default: the rule set's own (classic 10, theailearner 50)", min=5, max=200
+    )
+    observation: Literal["blog7", "vision"] = _f("vision", "observation set fed to the network")
+    games: int = _f(8, "games per individual per evaluation (fitness = mean score)", min=1, max=10_000)
+
+
+def _snake_defaults(cfg) -> None:
+    """The board defaults to the rule set's own; theailearner needs room for its start."""
+    if cfg.snake.board is None:
+        cfg.snake.board = 50 if cfg.snake.rules == "theailearner" else 10
+    if cfg.snake.rules == "theailearner" and cfg.snake.board < 12:
+        raise ConfigError(f"snake.board: theailearner starts at (10, 10) and needs a board of >= 12, got {cfg.snake.board}")
+
+
+register_problem(
+    ProblemKind("weights", "flat weight vector of a fixed network on snake",
+                "evonet.problems.snake.problem:SnakeWeightsProblem.from_config"),
+    [Section("snake", SnakeConfig, "the game", check=_snake_defaults), NETWORK,
+     Section("eval_games", int, "games on evaluation seeds 0..N-1 played by the final best agent at the end of the run",
+             default=1000, meta={"min": 0, "max": 2**32})],
+)
