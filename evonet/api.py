@@ -162,8 +162,6 @@ def evolve(model=None, *, env: str | Callable | None = None, fitness: Callable |
             if n_genes is not None and n_genes != spec.n_params:
                 raise ConfigError(f"n_genes: {n_genes}, but the model has {spec.n_params} weights")
             n_genes = spec.n_params
-            from evonet.genomes.weights import init_weights
-
             init = _WeightsInit(spec)
         if n_genes is None:
             raise ConfigError("evolve(fitness=...): give n_genes (the length of a genome) or a Keras model")

@@ -255,6 +255,8 @@ class ProblemKind:
     factory: Any
     check: Callable[[Any], None] | None = None
     multi_objective: Callable[[Any], bool] | None = None
+    #: a module with ``add_commands(sub, bench_sub, parser_class)``: the package's CLI commands
+    cli: str | None = None
 
 
 @dataclass

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from evonet.core.config import ProblemKind, Section, _f, register_problem
-from evonet.core.errors import ConfigError
 
 
 @dataclass
