@@ -6,6 +6,7 @@ The Python API (see docs/api.md)::
     evonet.evolve(policy, env="CartPole-v1", ...)                          # a policy on Gymnasium
     evonet.evolve(n_genes=30, fitness=f, ...)                               # any fitness function
     evonet.strategies.CMAES(n_genes=30, population=32, seed=0)              # ask / tell alone
+    evonet.run("digits_search", {"ga.generations": 5})                     # an experiment file: evonet run
 
 Heavy packages (TensorFlow, Ray, Gymnasium, pygame) load only when a call needs them.
 """
@@ -14,10 +15,12 @@ from evonet.core.errors import ConfigError, EvonetError
 
 __version__ = "0.1.0"
 
-__all__ = ["evolve", "search", "strategies", "executors", "ConfigError", "EvonetError", "HyperParameters"]
+__all__ = ["evolve", "search", "run", "resume", "strategies", "executors", "ConfigError", "EvonetError", "HyperParameters"]
 
 _LAZY = {
     "evolve": ("evonet.api", "evolve"),
+    "run": ("evonet.api", "run"),
+    "resume": ("evonet.api", "resume"),
     "EvolveResult": ("evonet.api", "EvolveResult"),
     "search": ("evonet.search_api", "search"),
     "SearchResult": ("evonet.search_api", "SearchResult"),

@@ -23,7 +23,7 @@ import numpy as np
 
 from evonet.core.errors import ConfigError
 
-__all__ = ["evolve", "EvolveResult"]
+__all__ = ["evolve", "run", "resume", "EvolveResult", "RunOutcome"]
 
 
 @dataclass
@@ -245,3 +245,58 @@ def _probe_fitness(problem, seed: int) -> None:
         _call(task, task.genomes, task.seeds[:, 0].copy())
     except Exception as exc:  # noqa: BLE001
         raise ConfigError(f"fitness: {type(exc).__name__}: {' '.join(str(exc).split())}"[:400]) from None
+
+
+@dataclass
+class RunOutcome:
+    """What :func:`run` and :func:`resume` return: the run directory and its figures."""
+
+    run_dir: Path
+    best_genome: np.ndarray
+    best_fitness: float
+    logbook: list[dict]
+    summary: dict
+
+    def __repr__(self) -> str:
+        gens = self.logbook[-1]["gen"] if self.logbook else 0
+        return f"RunOutcome(best_fitness={self.best_fitness:.6g}, generations={gens}, run_dir={str(self.run_dir)!r})"
+
+
+def _outcome(run_dir, result) -> RunOutcome:
+    summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    return RunOutcome(Path(run_dir), np.asarray(result.best_genome, dtype=np.float32), float(result.best_fitness),
+                      list(result.logbook), summary)
+
+
+def run(experiment: str | Path | None = None, overrides: list[str] | dict | None = None,
+        out: str | Path | None = None, stream: TextIO | None = None) -> RunOutcome:
+    """Run an experiment file (or a shipped experiment by name; ``None``: the embedded
+    defaults) with ``--set``-style overrides (``["ga.population=64"]`` or
+    ``{"ga.population": 64}``): exactly what ``evonet run`` does."""
+    from evonet.core import config as config_mod
+    from evonet.core.runner import run_experiment
+
+    cfg = config_mod.load(experiment, _overrides(overrides))
+    run_dir, result = run_experiment(cfg, out, stream or sys.stdout)
+    return _outcome(run_dir, result)
+
+
+def resume(run_dir: str | Path, overrides: list[str] | dict | None = None, force: bool = False,
+           checkpoint: str | None = None, stream: TextIO | None = None) -> RunOutcome:
+    """Continue a run from its latest checkpoint (``checkpoint``: another one): ``evonet resume``."""
+    from evonet.core.runner import resume_experiment
+
+    run_dir, result = resume_experiment(run_dir, _overrides(overrides), force=force, stream=stream or sys.stdout,
+                                        checkpoint=checkpoint)
+    return _outcome(run_dir, result)
+
+
+def _overrides(overrides) -> list[str]:
+    if overrides is None:
+        return []
+    if isinstance(overrides, dict):
+        import yaml
+
+        return [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+                for k, v in overrides.items()]
+    return [str(o) for o in overrides]

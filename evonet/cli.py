@@ -107,18 +107,15 @@ def problem_cli_modules():
 
 
 def cmd_run(args) -> int:
-    from evonet import config
-
     overrides = list(args.overrides)
     if args.address:
         overrides += ["executor.kind=ray", f"executor.address={args.address}"]
     if args.workers:
         overrides += [f"executor.workers={args.workers}"]
-    cfg = config.load(args.config, overrides)
-    from evonet.core.runner import run_experiment
+    from evonet.api import run
 
     stream = open(os.devnull, "w") if args.quiet else sys.stdout
-    run_experiment(cfg, args.out, stream=stream)
+    run(args.config, overrides, out=args.out, stream=stream)  # the Python API's call
     return 0
 
 
@@ -128,10 +125,10 @@ def cmd_resume(args) -> int:
         overrides += ["executor.kind=ray", f"executor.address={args.address}"]
     if args.workers:
         overrides += [f"executor.workers={args.workers}"]
-    from evonet.core.runner import resume_experiment
+    from evonet.api import resume
 
     stream = open(os.devnull, "w") if args.quiet else sys.stdout
-    resume_experiment(args.run_dir, overrides, force=args.force, stream=stream, checkpoint=args.checkpoint)
+    resume(args.run_dir, overrides, force=args.force, checkpoint=args.checkpoint, stream=stream)
     return 0
 
 

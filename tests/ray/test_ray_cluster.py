@@ -130,18 +130,58 @@ kw = dict(n_genes=6, fitness=shifted_sphere, population=8, generations=5, seed=1
           tensorboard=False)
 ray = evonet.evolve(out=sys.argv[1] + "/ray", executor="ray", address=sys.argv[2], workers=2, chunk=2, **kw)
 local = evonet.evolve(out=sys.argv[1] + "/local", **kw)
-print(json.dumps({"ray": [g["best"] for g in ray.logbook], "local": [g["best"] for g in local.logbook],
-                  "ray_best": ray.best_fitness, "local_best": local.best_fitness}))
+out = {"ray": [g["best"] for g in ray.logbook], "local": [g["best"] for g in local.logbook],
+       "ray_best": ray.best_fitness, "local_best": local.best_fitness}
+
+# a Gymnasium environment given by a factory of this script, and a Keras policy
+import gymnasium, keras
+
+def short_pendulum():
+    return gymnasium.wrappers.TimeLimit(gymnasium.make("Pendulum-v1"), max_episode_steps=30)
+
+policy = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
+gkw = dict(env=short_pendulum, population=6, generations=2, episodes=2, eval_episodes=3, seed=2,
+           progress="none", tensorboard=False)
+g_ray = evonet.evolve(policy, out=sys.argv[1] + "/gym_ray", executor="ray", address=sys.argv[2], workers=2, **gkw)
+g_local = evonet.evolve(policy, out=sys.argv[1] + "/gym_local", **gkw)
+out["gym"] = [[g["best"] for g in r.logbook] for r in (g_ray, g_local)]
+
+# a build function of this script: architecture search on Ray workers
+from evonet.data import load_digits
+x, y = load_digits()
+x = (x[:400] / 16.0).astype("float32")
+y = y[:400]
+
+def build(hp):
+    m = keras.Sequential([keras.Input((8, 8)), keras.layers.Flatten(),
+                          keras.layers.Dense(hp.Int("units", 4, 32, log=True), activation="relu"),
+                          keras.layers.Dense(10, activation="softmax")])
+    m.compile(keras.optimizers.Adam(hp.Float("lr", 1e-3, 1e-2, log=True)), "sparse_categorical_crossentropy",
+              metrics=["accuracy"])
+    return m
+
+skw = dict(epochs=1, population=2, generations=0, seed=0, progress="none", tensorboard=False, hall_of_fame=1,
+           selection={"name": "tournament", "tournsize": 2})
+s_ray = evonet.search(build, x, y, out=sys.argv[1] + "/nas_ray", executor="ray", address=sys.argv[2], workers=2, **skw)
+s_local = evonet.search(build, x, y, out=sys.argv[1] + "/nas_local", **skw)
+out["nas"] = [[g["best"] for g in r.logbook] for r in (s_ray, s_local)]
+out["nas_hp"] = [s_ray.best_hyperparameters, s_local.best_hyperparameters]
+print(json.dumps(out))
 '''
 
 
-def test_a_fitness_function_of_a_user_script_reaches_workers_on_two_nodes(cluster, tmp_path):
+def test_functions_of_a_user_script_reach_workers_on_two_nodes(cluster, tmp_path):
     script = tmp_path / "user_script.py"
     script.write_text(USER_SCRIPT)
     env = dict(cluster["env"], KERAS_HOME=str(tmp_path / "keras"), MPLCONFIGDIR=str(tmp_path / "mpl"))
     proc = subprocess.run([sys.executable, str(script), str(tmp_path), cluster["address"]], env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["ray"] == out["local"] and out["ray_best"] == out["local_best"]
     assert json.loads((tmp_path / "ray" / "summary.json").read_text())["failures"] == 0
+    # an env factory and a Keras build function of the script reach the workers too
+    assert out["gym"][0] == out["gym"][1]
+    assert out["nas"][0] == out["nas"][1] and out["nas_hp"][0] == out["nas_hp"][1]
+    for run in ("gym_ray", "nas_ray"):
+        assert json.loads((tmp_path / run / "summary.json").read_text())["failures"] == 0, run
