@@ -214,6 +214,33 @@ def game_label(run_dir: Path, summary: dict) -> str | None:
     return f"{rules} rules" + (f", {board} board" if board else "")
 
 
+def problem_section(genome, run_dir: Path, summary: dict, game: str | None) -> list[str]:
+    """The report section of the run's problem: its genome kind's ``report`` function
+    (``ProblemKind.report``, ``"module:function"``: ``(run_dir, summary) -> markdown lines``),
+    else a table of the final best's evaluation figures when the summary has them."""
+    import importlib
+
+    from evonet.core.config import PROBLEM_KINDS, load_plugins
+
+    load_plugins()
+    kind = PROBLEM_KINDS.get(genome) if isinstance(genome, str) else None
+    if kind is not None and kind.report:
+        module, _, attr = kind.report.partition(":")
+        return list(getattr(importlib.import_module(module), attr)(run_dir, summary))
+    return evaluation_table("Best agent on evaluation seeds", summary.get("eval"), game,
+                            ("games", "mean", "ci95", "median", "min", "max", "win_rate", "steps_per_apple"))
+
+
+def evaluation_table(heading: str, ev, game: str | None, keys) -> list[str]:
+    """A markdown table of the evaluation figures ``keys`` of ``ev`` (empty without them)."""
+    if not isinstance(ev, dict):
+        return []
+    where = ", ".join(_md(x) for x in (ev.get("seeds"), game) if x)
+    lines = [f"## {heading}", "", where, "", "| | |", "|---|---|"]
+    lines += [f"| {key} | {_num(ev[key])} |" for key in keys if key in ev]
+    return lines + [""]
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the plots and ``report.md``; returns the path of ``report.md``."""
     run_dir = Path(run_dir)
@@ -328,14 +355,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if plots["pareto"]:
         lines += ["## Pareto front", "", f"The population of generation {checkpoint.generation} in objective space.",
                   "", "![pareto front](pareto.png)", ""]
-    ev = summary.get("eval")
-    if isinstance(ev, dict):
-        where = ", ".join(_md(x) for x in (ev.get("seeds"), game) if x)
-        lines += ["## Best agent on evaluation seeds", "", where, "", "| | |", "|---|---|"]
-        for key in ("games", "mean", "ci95", "median", "min", "max", "win_rate", "steps_per_apple"):
-            if key in ev:
-                lines.append(f"| {key} | {_num(ev[key])} |")
-        lines.append("")
+    lines += problem_section(cfg.get("genome"), run_dir, summary, game)
     lines += ["## Failed evaluations", ""]
     if not failures:
         lines += ["None.", ""]

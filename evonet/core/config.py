@@ -257,6 +257,9 @@ class ProblemKind:
     multi_objective: Callable[[Any], bool] | None = None
     #: a module with ``add_commands(sub, bench_sub, parser_class)``: the package's CLI commands
     cli: str | None = None
+    #: ``"module:function"``: ``(run_dir, summary) -> markdown lines``, the problem's section of
+    #: ``evonet report`` (its best genome's figures)
+    report: str | None = None
 
 
 @dataclass

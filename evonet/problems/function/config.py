@@ -22,6 +22,7 @@ class FunctionConfig:
 
 register_problem(
     ProblemKind("function", "a vector scored by a fitness function (module:function)",
-                "evonet.problems.function.problem:FunctionProblem.from_config"),
+                "evonet.problems.function.problem:FunctionProblem.from_config",
+                report="evonet.problems.function.report:report_section"),
     [Section("function", FunctionConfig, "fitness function (genome: function)")],
 )

@@ -25,6 +25,7 @@ class GymConfig:
 
 register_problem(
     ProblemKind("gym", "weights of a policy network on a Gymnasium environment",
-                "evonet.problems.gym.problem:GymProblem.from_config"),
+                "evonet.problems.gym.problem:GymProblem.from_config",
+                report="evonet.problems.gym.report:report_section"),
     [NETWORK, Section("gym", GymConfig, "Gymnasium environment (genome: gym)")],
 )

@@ -78,6 +78,7 @@ def _multi(cfg) -> bool:
 register_problem(
     ProblemKind("hyperparameters", "architecture and training settings from search.space, every genome trained",
                 "evonet.problems.nas.problem:HyperparamProblem.from_config", check=_check_search,
-                multi_objective=_multi, cli="evonet.problems.nas.cli"),
+                multi_objective=_multi, cli="evonet.problems.nas.cli",
+                report="evonet.problems.nas.report:report_section"),
     [Section("search", SearchConfig, "architecture search (genome: hyperparameters)")],
 )

@@ -32,7 +32,8 @@ def _snake_defaults(cfg) -> None:
 
 register_problem(
     ProblemKind("weights", "flat weight vector of a fixed network on snake",
-                "evonet.problems.snake.problem:SnakeWeightsProblem.from_config", cli="evonet.problems.snake.cli"),
+                "evonet.problems.snake.problem:SnakeWeightsProblem.from_config", cli="evonet.problems.snake.cli",
+                report="evonet.problems.snake.report:report_section"),
     [Section("snake", SnakeConfig, "the game", check=_snake_defaults), NETWORK,
      Section("eval_games", int, "games on evaluation seeds 0..N-1 played by the final best agent at the end of the run",
              default=1000, meta={"min": 0, "max": 2**32})],
