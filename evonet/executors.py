@@ -123,18 +123,7 @@ class LocalExecutor(Executor):
                 on_result(out[-1])
         return out
 
-    def share(self, value: Any) -> SharedValue:
-        """A handle to ``value`` for tasks (see :func:`resolve`)."""
-        return SharedValue(value)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    # share (an in-process SharedValue), close and the context manager: Executor's
 
 
 # ----------------------------------------------------------------------------- Ray

@@ -6,7 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from evonet.core.config import Section, _f
+from evonet.core.problem import GameMetrics, Problem
+from evonet.core.types import EvalResult
 
 
 @dataclass
@@ -24,3 +28,21 @@ class NetworkConfig:
 
 #: the section, registered by every problem that evolves a fixed network's weights
 NETWORK = Section("network", NetworkConfig, "the network")
+
+
+class WeightVectorProblem(GameMetrics, Problem):
+    """Base of the problems whose genome is the flat weight vector of ``self.spec`` (an
+    :class:`~evonet.nn.MLPSpec`) and whose tasks carry their genomes as ``task.weights``."""
+
+    spec: object
+
+    @staticmethod
+    def failed_results(task, error: str) -> list[EvalResult]:
+        """The results of a task that could not run (worker lost, timeout): all failed."""
+        return [EvalResult(fitness=float("-inf"), weight=0, error=error) for _ in range(len(task.weights))]
+
+    def init_genomes(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Glorot-uniform kernels and zero biases, clipped into the genes' box."""
+        from evonet.genomes.weights import init_weights
+
+        return np.clip(init_weights(self.spec, rng, n), self.low, self.up)

@@ -14,7 +14,8 @@ import numpy as np
 from evonet.core import seeding
 from evonet.core.errors import ConfigError
 from evonet.nn import MLPSpec
-from evonet.problems.base import EvalResult, GameMetrics, Problem
+from evonet.problems.base import EvalResult
+from evonet.problems.network import WeightVectorProblem
 from evonet.problems.gym.rollout import episode_stats, make_env, rollout, space_map
 
 #: pip extras of gymnasium by the package of an environment's entry point
@@ -146,7 +147,7 @@ def _map_of(env, instance):
         raise ConfigError(f"gym.env: {env_name(env)}: {exc}") from None
 
 
-class GymProblem(GameMetrics, Problem):
+class GymProblem(WeightVectorProblem):
     """Flat weight vectors of ``spec``; fitness = mean return over ``episodes`` episodes of ``env``."""
 
     def __init__(
@@ -218,16 +219,6 @@ class GymProblem(GameMetrics, Problem):
     @property
     def evaluate_task(self):
         return evaluate_gym_task
-
-    @staticmethod
-    def failed_results(task: GymTask, error: str) -> list[EvalResult]:
-        """The results of a task that could not run (worker lost, timeout): all failed."""
-        return [EvalResult(fitness=float("-inf"), weight=0, error=error) for _ in range(len(task.weights))]
-
-    def init_genomes(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        from evonet.genomes.weights import init_weights
-
-        return np.clip(init_weights(self.spec, rng, n), self.low, self.up)
 
     def make_tasks(self, genomes, generation, indices, chunk, purpose=seeding.PURPOSE_GAMES, games=None):
         genomes = np.asarray(genomes, dtype=np.float32).reshape(-1, self.n_genes)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from evonet.core.errors import EvonetError
+from evonet.core.store import _jsonable
 from evonet.nn import MLPSpec, act_greedy, forward, unflatten
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -198,16 +199,6 @@ class Agent:
 # ----------------------------------------------------------------------------- saving
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
 def _write_text_atomic(path: Path, text: str) -> None:
     from evonet.core.store import mkstemp_for
 
@@ -266,7 +257,7 @@ def save_agent(
         "network": spec.to_dict(),
         **extra,
     }
-    text = json.dumps(doc, indent=2, default=_json_default) + "\n"  # fails before any write
+    text = json.dumps(doc, indent=2, default=_jsonable) + "\n"  # fails before any write
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_keras(directory / AGENT_KERAS, spec, flat)

@@ -9,7 +9,8 @@ import numpy as np
 
 from evonet.core import seeding
 from evonet.nn import MLPSpec
-from evonet.problems.base import EvalResult, GameMetrics, Problem
+from evonet.problems.base import EvalResult
+from evonet.problems.network import WeightVectorProblem
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def evaluate_snake_task(task: SnakeTask) -> list[EvalResult]:
     return out
 
 
-class SnakeWeightsProblem(GameMetrics, Problem):
+class SnakeWeightsProblem(WeightVectorProblem):
     """Flat weight vectors of ``spec``; fitness = mean snake score over ``games`` games."""
 
     def __init__(
@@ -95,16 +96,6 @@ class SnakeWeightsProblem(GameMetrics, Problem):
     @property
     def evaluate_task(self):
         return evaluate_snake_task
-
-    @staticmethod
-    def failed_results(task: SnakeTask, error: str) -> list[EvalResult]:
-        """The results of a task that could not run (worker lost, timeout): all failed."""
-        return [EvalResult(fitness=float("-inf"), weight=0, error=error) for _ in range(len(task.weights))]
-
-    def init_genomes(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        from evonet.genomes.weights import init_weights
-
-        return np.clip(init_weights(self.spec, rng, n), self.low, self.up)
 
     def make_tasks(self, genomes, generation, indices, chunk, purpose=seeding.PURPOSE_GAMES, games=None):
         genomes = np.asarray(genomes, dtype=np.float32).reshape(-1, self.n_genes)
