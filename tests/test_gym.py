@@ -261,3 +261,19 @@ def test_run_end_to_end_writes_eval(tmp_path):
 
     spec, flat = load_keras_weights(run_dir / "best" / "model.keras")
     assert spec.sizes == (4, 4, 2) and np.array_equal(flat, result.best_genome)
+
+
+def test_linear_policy_without_hidden_layers(tmp_path):
+    """``network.hidden: []`` gives a linear policy (inputs -> outputs), saved and reloaded as Keras."""
+    from evonet.genomes.weights import load_keras_weights, save_keras
+
+    cfg = config_mod.from_dict({"genome": "gym", "gym": {"env": "CartPole-v1", "episodes": 2},
+                                "network": {"hidden": []}})
+    prob = GymProblem.from_config(cfg)
+    assert prob.spec.sizes == (4, 2) and prob.n_genes == 4 * 2 + 2
+    g = prob.init_genomes(np.random.default_rng(0), 3)
+    (task,) = prob.make_tasks(g, 0, range(3), 3)
+    assert all(r.error is None and r.fitness >= 1 for r in evaluate_gym_task(task))
+    save_keras(tmp_path / "m.keras", prob.spec, g[0])
+    spec, flat = load_keras_weights(tmp_path / "m.keras")
+    assert spec.sizes == (4, 2) and np.array_equal(flat, g[0])

@@ -184,51 +184,76 @@ def rollout(
         )
     layers = unflatten(spec, weights)
     X = np.zeros((P, E, spec.n_inputs), dtype=np.float32)
-    running = np.zeros((P, E), dtype=bool)
+    Xflat = X.reshape(P * E, spec.n_inputs)  # a view: row p * E + e is X[p, e]
     limit = math.inf if max_steps is None else int(max_steps)
+    box_obs = smap.obs_kind == "box"
+    n_in = spec.n_inputs
+    # bookkeeping in plain Python lists (numpy scalar indexing costs more than a Box2D step's
+    # share of the loop); float additions in the same order give the same float64 returns
+    ret = [0.0] * (P * E)
+    nsteps = [0] * (P * E)
+    live: list[list[int]] = [[] for _ in range(P)]  # the running episodes of each genome
 
     def fail(p: int, e: int, exc: BaseException) -> None:
         errors[p] = f"{type(exc).__name__}: {exc}"
-        running[p] = False
+        live[p] = []
         _drop_env(env_key, envs[p * E + e])
 
     for p in range(P):
+        eps = []
         for e in range(E):
             try:
                 obs, _info = envs[p * E + e].reset(seed=int(seeds[p, e]))
                 X[p, e] = smap.encode(obs)
             except Exception as exc:  # a broken environment fails its genome, not the run
                 fail(p, e, exc)
+                eps = []
                 break
-            running[p, e] = True
+            eps.append(e)
+        live[p] = eps
 
     alive_key = None
     sub = layers
+    idx = None
     discrete = smap.act_kind == "discrete"
     while True:
-        alive = np.flatnonzero(running.any(axis=1))
-        if alive.size == 0:
+        alive = [p for p in range(P) if live[p]]
+        if not alive:
             break
-        key = alive.tobytes()
-        if key != alive_key:  # the weights of the genomes still playing, gathered once per change
-            alive_key = key
-            sub = layers if alive.size == P else [(k[alive], b[alive]) for k, b in layers]
-        acts = smap.actions(forward(spec, sub, X[alive]))
-        for k, p in enumerate(alive.tolist()):
-            row = running[p]
-            for e in np.flatnonzero(row).tolist():
-                a = int(acts[k, e]) if discrete else acts[k, e].copy()
+        if alive != alive_key:  # the weights of the genomes still playing, gathered once per change
+            alive_key = alive
+            if len(alive) == P:
+                sub, idx = layers, None
+            else:
+                idx = np.asarray(alive, dtype=np.intp)
+                sub = [(k[idx], b[idx]) for k, b in layers]
+        acts = smap.actions(forward(spec, sub, X if idx is None else X[idx]))
+        if discrete:
+            acts = acts.tolist()
+        for k, p in enumerate(alive):
+            acts_p = acts[k]
+            base = p * E
+            keep = []
+            for e in live[p]:
+                i = base + e
+                a = int(acts_p[e]) if discrete else acts_p[e].copy()
                 try:
-                    obs, reward, terminated, truncated, _info = envs[p * E + e].step(a)
-                    returns[p, e] += float(reward)
-                    steps[p, e] += 1
-                    if terminated or truncated or steps[p, e] >= limit:
-                        row[e] = False
-                    else:
-                        X[p, e] = smap.encode(obs)
+                    obs, reward, terminated, truncated, _info = envs[i].step(a)
+                    ret[i] += float(reward)
+                    n = nsteps[i] = nsteps[i] + 1
+                    if not (terminated or truncated or n >= limit):
+                        if box_obs:
+                            Xflat[i] = np.asarray(obs, dtype=np.float32).reshape(n_in)
+                        else:
+                            Xflat[i] = smap.encode(obs)
+                        keep.append(e)
                 except Exception as exc:
                     fail(p, e, exc)
+                    keep = []
                     break
+            live[p] = keep
+    returns[:] = np.asarray(ret, dtype=np.float64).reshape(P, E)
+    steps[:] = np.asarray(nsteps, dtype=np.int64).reshape(P, E)
     _trim_cache(env_key)
     if env_key is None:
         for e in envs:
