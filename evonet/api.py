@@ -35,14 +35,17 @@ class EvolveResult:
     best_fitness: float
     logbook: list[dict]
     summary: dict
-    problem: Any = field(repr=False, default=None)
+    #: the network whose weights the genome is (an MLPSpec), or None for a plain vector
+    spec: Any = field(repr=False, default=None)
+    #: the Gymnasium problem of an ``env=`` run (evaluate() plays its environment), else None
+    gym: Any = field(repr=False, default=None)
     _model: Any = field(repr=False, default=None)
 
     @property
     def best_model(self):
         """The policy network with the best genome's weights (a ``keras.Model``; needs a
         network: ``evolve(model, ...)`` or a Gymnasium env)."""
-        spec = getattr(self.problem, "spec", None)
+        spec = self.spec
         if spec is None:
             raise AttributeError("this run evolved a plain vector (no network): see best_genome")
         if self._model is None:
@@ -54,13 +57,9 @@ class EvolveResult:
     def evaluate(self, episodes: int = 100, start_seed: int = 0) -> dict:
         """Gymnasium runs: the best policy on evaluation seeds ``start_seed ..`` (never used in
         training): mean, 95% confidence interval of the mean, median, min, max, std."""
-        env = getattr(self.problem, "env", None)
-        if env is None:
+        if self.gym is None:
             raise AttributeError("evaluate() plays episodes of a Gymnasium run; this run has no environment")
-        from evonet.problems.gym import evaluate_policy
-
-        return evaluate_policy(env, self.problem.spec, self.best_genome, episodes, start_seed=start_seed,
-                               max_steps=self.problem.max_steps, env_kwargs=self.problem.env_kwargs)
+        return self.gym.evaluate(self.best_genome, episodes, start_seed=start_seed)
 
     def __repr__(self) -> str:
         gens = self.logbook[-1]["gen"] if self.logbook else 0
@@ -167,7 +166,6 @@ def evolve(model=None, *, env: str | Callable | None = None, fitness: Callable |
             raise ConfigError("evolve(fitness=...): give n_genes (the length of a genome) or a Keras model")
         problem = FunctionProblem(fitness, n_genes, low=-bound, up=bound, run_seed=seed, init_scale=init_scale,
                                   batched=batched, noisy=noisy, init_genomes=init)
-        problem.spec = spec  # best_model of a model's weights
         genome_kind, run_name = "function", name or _name(problem.name)
         section = {"function": {"fitness": _qualified(fitness), "n_genes": int(n_genes), "init_scale": init_scale}}
     from evonet.strategies import default_population
@@ -200,7 +198,7 @@ def evolve(model=None, *, env: str | Callable | None = None, fitness: Callable |
     summary = json.loads((Path(run_dir) / "summary.json").read_text())
     return EvolveResult(run_dir=Path(run_dir), best_genome=np.asarray(result.best_genome, dtype=np.float32),
                         best_fitness=float(result.best_fitness), logbook=list(result.logbook), summary=summary,
-                        problem=problem)
+                        spec=spec, gym=problem if env is not None else None)
 
 
 class _WeightsInit:
