@@ -177,9 +177,7 @@ def evolve(model=None, *, env: str | Callable | None = None, fitness: Callable |
     if algorithm != "cma_es":
         ga_section["reevaluate"] = bool(noisy or env is not None)
     ga_section.update(ga or {})
-    if noisy or env is not None:
-        pass
-    else:
+    if not (noisy or env is not None):  # a deterministic function: one evaluation picks the final best
         ga_section.setdefault("final_games", 1)
     data = {
         "name": run_name, "seed": seed, "genome": genome_kind, **section, "ga": ga_section,
