@@ -7,6 +7,7 @@ Every user error (bad config, bad argument, unreadable run directory) prints one
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -87,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks (each problem adds its own)")
     bsub = b.add_subparsers(dest="bench", required=True, parser_class=_Parser)
+    sm = bsub.add_parser("simulate", help="the loop on 16 to 1,024 simulated workers: utilization (docs/ray.md)")
+    sm.add_argument("--json", action="store_true", help="print JSON only")
+    sm.add_argument("--workers", default="16,64,256,1024", help="comma-separated worker counts")
+    sm.add_argument("--generations", type=_positive_int, default=5)
+    sm.add_argument("--from", dest="run_dir", metavar="RUN_DIR", help="resample this run's evaluation times")
+    sm.add_argument("--failure-rate", type=float, default=0.0, help="fraction of tasks whose worker is lost")
+    sm.set_defaults(func=cmd_bench_simulate)
     for module in problem_cli_modules():  # each problem package's own commands
         module.add_commands(sub, bsub, _Parser)
     return p
@@ -153,6 +161,32 @@ def cmd_config(args) -> int:
             print(f"{key:28s} {tp:40s} default {default:18s} {text}")
         return 0
     print(config.dump_yaml(config.load(args.config, args.overrides)), end="")
+    return 0
+
+
+def cmd_bench_simulate(args) -> int:
+    from evonet.bench.simulate import bench_simulate
+
+    try:
+        workers = tuple(int(w) for w in args.workers.split(","))
+    except ValueError:
+        raise ConfigError(f"--workers: expected comma-separated integers, got {args.workers!r}") from None
+    if not workers or min(workers) < 1:
+        raise ConfigError(f"--workers: worker counts must be >= 1, got {args.workers!r}")
+    if not 0.0 <= args.failure_rate < 1.0:
+        raise ConfigError(f"--failure-rate: must be in [0, 1), got {args.failure_rate}")
+    try:
+        result = bench_simulate(workers, args.generations, args.run_dir, args.failure_rate)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--from: {' '.join(str(exc).split())}") from None
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"durations: {result['durations']}; {result['strategy']}, a genome per task")
+    print(f"{'workers':>8} {'population':>10} {'evals':>7} {'virtual s':>10} {'utilization':>11} {'overhead ms/result':>18}")
+    for r in result["runs"]:
+        print(f"{r['workers']:>8} {r['population']:>10} {r['evaluations']:>7} {r['virtual_wall_s']:>10.1f} "
+              f"{r['utilization']:>11.3f} {r['overhead_ms_per_result']:>18.3f}")
     return 0
 
 

@@ -126,6 +126,101 @@ class LocalExecutor(Executor):
     # share (an in-process SharedValue), close and the context manager: Executor's
 
 
+# ----------------------------------------------------------------------------- simulated
+
+
+class SimulatedExecutor(Executor):
+    """N virtual workers on a virtual clock: scale without the machines.
+
+    Every task runs for real, in this process (its result is genuine), but is charged a
+    duration drawn from ``durations`` (measured evaluation seconds, resampled, one draw per
+    task in task order) and is list-scheduled on the earliest free of ``workers`` virtual
+    workers; ``failure_rate`` of the tasks fail as a lost worker would (``on_error``). ``map``
+    is a barrier, as the generational loop's is: the clock moves to the last task's end.
+    The schedule depends only on ``seed`` and the order of the tasks, so a simulation is
+    deterministic. Figures: ``clock`` (virtual wall seconds), ``busy`` (virtual worker
+    seconds), :attr:`utilization` = busy / (workers x clock), and
+    :attr:`overhead_per_result`: real seconds the driver (loop, strategy, executor) spent per
+    result outside the tasks, from the first ``map`` to the last.
+    """
+
+    name = "simulated"
+
+    def __init__(self, workers: int, durations, failure_rate: float = 0.0, seed: int = 0):
+        import numpy as np
+
+        if int(workers) < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.durations = np.asarray(durations, dtype=float).reshape(-1)
+        if self.durations.size == 0 or not np.all(np.isfinite(self.durations)) or self.durations.min() < 0:
+            raise ValueError("durations must be a non-empty list of seconds >= 0")
+        if not 0.0 <= failure_rate < 1.0:
+            raise ValueError(f"failure_rate must be in [0, 1), got {failure_rate}")
+        self.workers = int(workers)
+        self.failure_rate = float(failure_rate)
+        self.rng = np.random.default_rng(seed)
+        self.clock = 0.0
+        self.busy = 0.0
+        self.results = 0
+        self.failures = 0
+        self.task_seconds = 0.0  # real seconds inside the tasks
+        self._real_start: float | None = None  # the first map's start ...
+        self._real_end = 0.0  # ... to the last one's end: the loop's own work between maps included
+
+    @property
+    def utilization(self) -> float:
+        return self.busy / (self.workers * self.clock) if self.clock > 0 else 0.0
+
+    @property
+    def overhead_per_result(self) -> float:
+        if not self.results or self._real_start is None:
+            return 0.0
+        return max(0.0, self._real_end - self._real_start - self.task_seconds) / self.results
+
+    def map(self, fn, tasks, on_error=None, on_result=None):
+        import heapq
+
+        start = time.perf_counter()
+        if self._real_start is None:
+            self._real_start = start
+        tasks = list(tasks)
+        free = [(self.clock, w) for w in range(self.workers)]  # (time free, worker)
+        heapq.heapify(free)
+        done = []  # (finish time, index)
+        out: list[Any] = [None] * len(tasks)
+        end = self.clock
+        for i, task in enumerate(tasks):
+            duration = float(self.rng.choice(self.durations))
+            failed = self.rng.random() < self.failure_rate
+            at, worker = heapq.heappop(free)
+            finish = at + duration
+            heapq.heappush(free, (finish, worker))
+            self.busy += duration
+            end = max(end, finish)
+            t0 = time.perf_counter()
+            if failed:
+                if on_error is None:
+                    raise EvaluationFailed(f"task {i}: simulated worker failure")
+                out[i] = on_error(task, "simulated worker failure")
+                self.failures += 1
+            else:
+                try:
+                    out[i] = fn(task)
+                except Exception as exc:  # noqa: BLE001 - reported as a failed evaluation
+                    if on_error is None:
+                        raise
+                    out[i] = on_error(task, f"{type(exc).__name__}: {exc}")
+            self.task_seconds += time.perf_counter() - t0
+            done.append((finish, i))
+        for _, i in sorted(done):  # progress in virtual completion order
+            if on_result is not None:
+                on_result(out[i])
+        self.clock = end
+        self.results += len(tasks)
+        self._real_end = time.perf_counter()
+        return out
+
+
 # ----------------------------------------------------------------------------- Ray
 
 
