@@ -8,8 +8,8 @@ import pytest
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
 
-def blocks() -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", DOC.read_text(), flags=re.S | re.M)
+def blocks(doc: Path = DOC) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", doc.read_text(), flags=re.S | re.M)
 
 
 def test_the_page_has_examples():
@@ -26,3 +26,25 @@ def test_every_example_runs(tmp_path, monkeypatch, capsys):
     assert "fitness returned shape (3,) for 2 genomes" in out
     for run in ("mine", "cartpole", "rastrigin", "regress"):
         assert (tmp_path / "runs" / run / "summary.json").is_file(), run
+
+
+def run_blocks(doc: Path, skip_with: str | None = None) -> dict:
+    namespace: dict = {"__name__": "__main__"}
+    for i, code in enumerate(blocks(doc)):
+        if skip_with is not None and skip_with in code:
+            continue
+        exec(compile(code, f"{doc.name} block {i + 1}", "exec"), namespace)  # noqa: S102 - our own docs
+    return namespace
+
+
+def test_the_gym_page_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ns = run_blocks(DOC.with_name("gym.md"))
+    assert set(ns["stats"]) >= {"mean", "ci95", "median"} and ns["stats"]["episodes"] == 100
+
+
+@pytest.mark.slow
+def test_the_search_page_api_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ns = run_blocks(DOC.with_name("search.md"), skip_with="runs/digits_search-...")  # that one needs a finished run
+    assert (tmp_path / "runs" / "mine" / "summary.json").is_file() and ns["r"].best_hyperparameters

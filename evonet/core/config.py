@@ -383,14 +383,9 @@ def _cross_checks(cfg) -> None:
     kind = PROBLEM_KINDS[cfg.genome]
     multi = bool(kind.multi_objective and kind.multi_objective(cfg))
     if cfg.ga.selection["name"] == "nsga2" and not multi:
-        multis = [k.name for k in PROBLEM_KINDS.values() if k.multi_objective]
-        raise ConfigError("ga.selection.name: nsga2 needs a multi-objective genome (genome: hyperparameters, "
-                          "search.objectives: accuracy+params); use tournament, best or random"
-                          if "hyperparameters" in multis else
-                          "ga.selection.name: nsga2 needs a multi-objective genome; use tournament, best or random")
-    if multi and (cfg.ga.selection["name"] != "nsga2" or cfg.ga.algorithm != "mu_plus_lambda"):
-        raise ConfigError("search.objectives: accuracy+params needs ga.selection.name: nsga2 and "
-                          "ga.algorithm: mu_plus_lambda")
+        multis = ", ".join(k.name for k in PROBLEM_KINDS.values() if k.multi_objective) or "none registered"
+        raise ConfigError(f"ga.selection.name: nsga2 needs a multi-objective genome (genome: {cfg.genome} "
+                          f"is single-objective here; multi-objective kinds: {multis}); use tournament, best or random")
     if kind.check is not None:
         kind.check(cfg)
     if cfg.ga.algorithm == "simple" and cfg.ga.elitism >= cfg.ga.population:

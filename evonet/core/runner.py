@@ -32,7 +32,7 @@ from evonet.core.loop import RunResult, run_evolution
 from evonet.core.progress import ProgressBar, choose_mode
 from evonet.core.stopping import StoppingRules
 from evonet.core.config import make_problem
-from evonet.core.store import RunStore, default_run_dir
+from evonet.core.store import RunStore, atomic_write_bytes, default_run_dir
 from evonet.strategies.ga import make_strategy
 
 
@@ -248,8 +248,6 @@ def _run(cfg, problem, executor, out, stream, given: bool = False) -> tuple[Path
     pickled = pickle_problem(problem) if given else None  # before the run directory exists
     store = RunStore.create(out or default_run_dir(cfg.name, cfg.seed))
     if pickled is not None:
-        from evonet.core.store import atomic_write_bytes
-
         atomic_write_bytes(store.file(PROBLEM_PICKLE), pickled)
     store.write_text("config.yaml", config_mod.dump_yaml(cfg))
     store.write_json("problem.json", problem.describe())
