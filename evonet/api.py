@@ -113,7 +113,8 @@ def evolve(model=None, *, env: str | Callable | None = None, fitness: Callable |
       With a Keras model instead of ``n_genes``, the vectors are the model's weights and
       ``best_model`` carries the best of them.
 
-    ``algorithm``: ``cma_es`` (default), ``mu_plus_lambda`` or ``simple``; ``ga``: any other
+    ``algorithm``: ``cma_es`` (default), ``mu_plus_lambda``, ``simple`` or ``aging``
+    (asynchronous; ``ga={"mode": "greedy"}`` or ``{"lag": 16}``); ``ga``: any other
     ``ga.*`` config key (operators, hall of fame, ...). ``executor="ray"`` runs the
     evaluations on ``workers`` Ray workers, on this machine or the cluster at ``address``.
     Stops after ``generations`` or at ``target_fitness`` / ``stagnation`` / ``max_seconds`` /
@@ -124,8 +125,8 @@ def evolve(model=None, *, env: str | Callable | None = None, fitness: Callable |
 
     if (env is None) == (fitness is None):
         raise ConfigError("evolve: give exactly one of env= (a Gymnasium environment) or fitness= (a function)")
-    if algorithm not in ("cma_es", "mu_plus_lambda", "simple"):
-        raise ConfigError(f"algorithm: unknown value {algorithm!r}; choose from cma_es, mu_plus_lambda, simple")
+    if algorithm not in ("cma_es", "mu_plus_lambda", "simple", "aging"):
+        raise ConfigError(f"algorithm: unknown value {algorithm!r}; choose from cma_es, mu_plus_lambda, simple, aging")
     _check_int("generations", generations)
     _check_int("seed", seed)
     _check_int("episodes", episodes, 1)

@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm = bsub.add_parser("simulate", help="the loop on 16 to 1,024 simulated workers: utilization (docs/ray.md)")
     sm.add_argument("--json", action="store_true", help="print JSON only")
     sm.add_argument("--workers", default="16,64,256,1024", help="comma-separated worker counts")
-    sm.add_argument("--generations", type=_positive_int, default=5)
+    sm.add_argument("--generations", type=_positive_int, default=20,
+                    help="generations of the GA; the asynchronous runs get as many jobs")
     sm.add_argument("--from", dest="run_dir", metavar="RUN_DIR", help="resample this run's evaluation times")
     sm.add_argument("--failure-rate", type=float, default=0.0, help="fraction of tasks whose worker is lost")
     sm.set_defaults(func=cmd_bench_simulate)
@@ -182,10 +183,10 @@ def cmd_bench_simulate(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"durations: {result['durations']}; {result['strategy']}, a genome per task")
-    print(f"{'workers':>8} {'population':>10} {'evals':>7} {'virtual s':>10} {'utilization':>11} {'overhead ms/result':>18}")
+    print(f"durations: {result['durations']}; {result['strategies']}, a genome per task")
+    print(f"{'strategy':<20} {'workers':>8} {'evals':>7} {'virtual s':>10} {'utilization':>11} {'overhead ms/result':>18}")
     for r in result["runs"]:
-        print(f"{r['workers']:>8} {r['population']:>10} {r['evaluations']:>7} {r['virtual_wall_s']:>10.1f} "
+        print(f"{r['strategy']:<20} {r['workers']:>8} {r['evaluations']:>7} {r['virtual_wall_s']:>10.1f} "
               f"{r['utilization']:>11.3f} {r['overhead_ms_per_result']:>18.3f}")
     return 0
 

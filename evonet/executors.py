@@ -137,6 +137,8 @@ class SimulatedExecutor(Executor):
     task in task order) and is list-scheduled on the earliest free of ``workers`` virtual
     workers; ``failure_rate`` of the tasks fail as a lost worker would (``on_error``). ``map``
     is a barrier, as the generational loop's is: the clock moves to the last task's end.
+    ``submit`` / ``wait`` stream (the asynchronous loop's): a task starts at the current
+    virtual time on a free worker, and ``wait`` moves the clock to the next finish.
     The schedule depends only on ``seed`` and the order of the tasks, so a simulation is
     deterministic. Figures: ``clock`` (virtual wall seconds), ``busy`` (virtual worker
     seconds), :attr:`utilization` = busy / (workers x clock), and
@@ -166,6 +168,9 @@ class SimulatedExecutor(Executor):
         self.task_seconds = 0.0  # real seconds inside the tasks
         self._real_start: float | None = None  # the first map's start ...
         self._real_end = 0.0  # ... to the last one's end: the loop's own work between maps included
+        self._free_at = [(0.0, w) for w in range(self.workers)]  # streaming: a heap of (free from, worker)
+        self._events: list = []  # streaming: (finish, ticket, result) of submitted tasks
+        self._ticket = 0
 
     @property
     def utilization(self) -> float:
@@ -176,6 +181,59 @@ class SimulatedExecutor(Executor):
         if not self.results or self._real_start is None:
             return 0.0
         return max(0.0, self._real_end - self._real_start - self.task_seconds) / self.results
+
+    def _charge(self, fn, task, on_error, label) -> tuple[float, Any]:
+        """Draw a task's duration and fate, run it for real; returns (duration, result)."""
+        duration = float(self.rng.choice(self.durations))
+        failed = self.rng.random() < self.failure_rate
+        t0 = time.perf_counter()
+        if failed:
+            if on_error is None:
+                raise EvaluationFailed(f"task {label}: simulated worker failure")
+            out = on_error(task, "simulated worker failure")
+            self.failures += 1
+        else:
+            try:
+                out = fn(task)
+            except Exception as exc:  # noqa: BLE001 - reported as a failed evaluation
+                if on_error is None:
+                    raise
+                out = on_error(task, f"{type(exc).__name__}: {exc}")
+        self.task_seconds += time.perf_counter() - t0
+        self.busy += duration
+        return duration, out
+
+    def submit(self, fn, task, on_error=None) -> int:
+        """Start ``task`` on the earliest free virtual worker, at the current virtual time or
+        when that worker frees up; it runs for real now, and :meth:`wait` hands its result
+        out at its virtual finish time."""
+        import heapq
+
+        if self._real_start is None:
+            self._real_start = time.perf_counter()
+        ticket = self._ticket
+        self._ticket += 1
+        free, w = heapq.heappop(self._free_at)
+        start = max(self.clock, free)
+        duration, out = self._charge(fn, task, on_error, ticket)
+        heapq.heappush(self._free_at, (start + duration, w))
+        heapq.heappush(self._events, (start + duration, ticket, out))
+        return ticket
+
+    def wait(self) -> list[tuple[int, Any]]:
+        """The next task to finish in virtual time; the clock moves to its finish."""
+        import heapq
+
+        if not self._events:
+            raise RuntimeError("SimulatedExecutor.wait: no task submitted")
+        finish, ticket, out = heapq.heappop(self._events)
+        self.clock = max(self.clock, finish)
+        self.results += 1
+        self._real_end = time.perf_counter()
+        return [(ticket, out)]
+
+    def idle(self) -> int:
+        return sum(1 for t, _ in self._free_at if t <= self.clock)
 
     def map(self, fn, tasks, on_error=None, on_result=None):
         import heapq
@@ -190,32 +248,17 @@ class SimulatedExecutor(Executor):
         out: list[Any] = [None] * len(tasks)
         end = self.clock
         for i, task in enumerate(tasks):
-            duration = float(self.rng.choice(self.durations))
-            failed = self.rng.random() < self.failure_rate
             at, worker = heapq.heappop(free)
+            duration, out[i] = self._charge(fn, task, on_error, i)
             finish = at + duration
             heapq.heappush(free, (finish, worker))
-            self.busy += duration
             end = max(end, finish)
-            t0 = time.perf_counter()
-            if failed:
-                if on_error is None:
-                    raise EvaluationFailed(f"task {i}: simulated worker failure")
-                out[i] = on_error(task, "simulated worker failure")
-                self.failures += 1
-            else:
-                try:
-                    out[i] = fn(task)
-                except Exception as exc:  # noqa: BLE001 - reported as a failed evaluation
-                    if on_error is None:
-                        raise
-                    out[i] = on_error(task, f"{type(exc).__name__}: {exc}")
-            self.task_seconds += time.perf_counter() - t0
             done.append((finish, i))
         for _, i in sorted(done):  # progress in virtual completion order
             if on_result is not None:
                 on_result(out[i])
         self.clock = end
+        self._free_at = [(end, w) for w in range(self.workers)]
         self.results += len(tasks)
         self._real_end = time.perf_counter()
         return out
@@ -528,9 +571,18 @@ class RayExecutor(Executor):
         self._local: LocalRay | None = None
         self._actors: list[Any] = []
         self._info: list[dict | None] = []
-        self._probing: dict[Any, int] = {}
+        self._probing: dict[Any, int] = {}  # ref of an info() call -> worker coming back from a restart
         self._shared: list[Any] = []
         self._closed = False
+        # the streaming state (submit / wait; map is built on it)
+        self._idle: collections.deque = collections.deque()
+        self._queue: collections.deque = collections.deque()  # tickets waiting for a worker
+        self._jobs: dict[int, tuple] = {}  # ticket -> (fn, task, on_error), until it is done
+        self._attempts: dict[int, int] = {}
+        self._running: dict[Any, tuple[int, int, float]] = {}  # ref -> (ticket, worker, start)
+        self._done: list[tuple[int, Any]] = []
+        self._done_elsewhere: list[tuple[int, Any]] = []
+        self._next_ticket = 0
         ray = import_ray()
         self._ray = ray
         if ray.is_initialized():
@@ -603,6 +655,7 @@ class RayExecutor(Executor):
                 f"{self.start_timeout_s:g} s (is the cluster busy?)"
             )
         self._info = ray.get(refs)
+        self._idle = collections.deque(range(len(self._actors)))
 
     # ------------------------------------------------------------------ API
 
@@ -630,99 +683,144 @@ class RayExecutor(Executor):
         ``on_error(task, message)``, or raises :class:`EvaluationFailed` without ``on_error``.
         ``on_result(result)`` is called as each task finishes, in completion order.
         """
+        tickets = [self.submit(fn, t, on_error) for t in tasks]
+        index = {t: i for i, t in enumerate(tickets)}
+        results: list[Any] = [None] * len(tickets)
+        left = len(tickets)
+        while left:
+            for ticket, value in self._wait_raw():
+                i = index.get(ticket)
+                if i is None:  # a task submitted outside this map: not ours to hand out
+                    self._done_elsewhere.append((ticket, value))
+                    continue
+                results[i] = value
+                left -= 1
+                if on_result is not None:
+                    on_result(value)
+        return results
+
+    # ------------------------------------------------------------------ streaming
+
+    def submit(self, fn: Callable[[Any], Any], task: Any, on_error: Callable[[Any, str], Any] | None = None) -> int:
+        """Queue ``fn(task)``; it starts on the next idle worker. Returns its ticket."""
         if self._closed:
             raise RuntimeError("RayExecutor is closed")
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        self._jobs[ticket] = (fn, task, on_error)
+        self._attempts[ticket] = 0
+        self._queue.append(ticket)
+        self._pump()
+        return ticket
+
+    def idle(self) -> int:
+        return max(0, len(self._idle) - len(self._queue))
+
+    def wait(self) -> list[tuple[int, Any]]:
+        """Block until a task finishes (or fails for good): ``[(ticket, result), ...]``."""
+        if self._done_elsewhere:
+            out, self._done_elsewhere = self._done_elsewhere, []
+            return out
+        return self._wait_raw()
+
+    def _wait_raw(self) -> list[tuple[int, Any]]:
+        if not self._jobs and not self._done:
+            raise RuntimeError("RayExecutor.wait: no task submitted")
+        while not self._done:
+            self._step()
+            self._pump()
+        out, self._done = self._done, []
+        return out
+
+    def _pump(self) -> None:
+        while self._queue and self._idle:
+            ticket, a = self._queue.popleft(), self._idle.popleft()
+            fn, task, _ = self._jobs[ticket]
+            ref = self._actors[a].run.remote(fn, task)
+            self._running[ref] = (ticket, a, time.monotonic())
+            self.stats["tasks"] += 1
+
+    def _finish(self, ticket: int, value: Any) -> None:
+        del self._jobs[ticket]
+        self._attempts.pop(ticket, None)
+        self._done.append((ticket, value))
+
+    def _fail(self, ticket: int, message: str) -> None:
+        self.stats["failed"] += 1
+        on_error = self._jobs[ticket][2]
+        if on_error is None:
+            self._jobs.pop(ticket)
+            raise EvaluationFailed(f"task {ticket}: {message}")
+        self._finish(ticket, on_error(self._jobs[ticket][1], message))
+
+    def _probe(self, a: int) -> None:
+        self._probing[self._actors[a].info.remote()] = a
+
+    def _step(self) -> None:
+        """One round of waiting on the workers: results, deaths, restarts and timeouts."""
         ray = self._ray
         from ray.exceptions import ActorDiedError, RayError, RayTaskError
 
-        tasks = list(tasks)
-        results: list[Any] = [None] * len(tasks)
-        queue = collections.deque(range(len(tasks)))
-        attempts = [0] * len(tasks)
-        probing = self._probing  # ref of an info() call -> worker coming back from a restart
-        idle = collections.deque(a for a in range(len(self._actors)) if a not in probing.values())
-        running: dict[Any, tuple[int, int, float]] = {}  # ref -> (task, worker, start)
-        limit = self.eval_timeout_s
-
-        def finish(i: int, result: Any) -> None:
-            results[i] = result
-            if on_result is not None:
-                on_result(result)
-
-        def fail(i: int, message: str) -> None:
-            self.stats["failed"] += 1
-            if on_error is None:
-                raise EvaluationFailed(f"task {i}: {message}")
-            finish(i, on_error(tasks[i], message))
-
-        def probe(a: int) -> None:
-            probing[self._actors[a].info.remote()] = a
-
-        while queue or running:
-            while queue and idle:
-                i, a = queue.popleft(), idle.popleft()
-                ref = self._actors[a].run.remote(fn, tasks[i])
-                running[ref] = (i, a, time.monotonic())
-                self.stats["tasks"] += 1
-            wait_s = None
-            if limit is not None and running:
-                wait_s = max(0.0, min(t0 for _, _, t0 in running.values()) + limit - time.monotonic())
-            refs = list(running) + list(probing)
-            if not refs:  # no worker at all (cannot happen: every worker is idle, running or probed)
-                raise RuntimeError("RayExecutor has no workers")
-            if not running:  # every worker is coming back from a restart: wait, but not forever
-                wait_s = self.start_timeout_s
-            done, _ = ray.wait(refs, num_returns=1, timeout=wait_s)
-            if not done and not running:
-                for i in list(queue):
-                    fail(i, f"no Ray worker came back within {self.start_timeout_s:g} s (node lost?)")
-                queue.clear()
-                break
-            for ref in done:
-                if ref in probing:
-                    a = probing.pop(ref)
-                    try:
-                        self._info[a] = ray.get(ref)
-                        idle.append(a)
-                    except ActorDiedError:  # gone for good (e.g. its node left): a new worker
-                        self._actors[a] = self._new_actor()
-                        probe(a)
-                    except RayError:  # still restarting
-                        time.sleep(0.1)
-                        probe(a)
-                    continue
-                i, a, _ = running.pop(ref)
+        running, probing, limit = self._running, self._probing, self.eval_timeout_s
+        wait_s = None
+        if limit is not None and running:
+            wait_s = max(0.0, min(t0 for _, _, t0 in running.values()) + limit - time.monotonic())
+        refs = list(running) + list(probing)
+        if not refs:  # queued tasks, no worker at all (cannot happen: every worker is idle, running or probed)
+            raise RuntimeError("RayExecutor has no workers")
+        if not running:  # every worker is coming back from a restart: wait, but not forever
+            wait_s = self.start_timeout_s
+        done, _ = ray.wait(refs, num_returns=1, timeout=wait_s)
+        if not done and not running:
+            for ticket in list(self._queue):
+                self._fail(ticket, f"no Ray worker came back within {self.start_timeout_s:g} s (node lost?)")
+            self._queue.clear()
+            return
+        for ref in done:
+            if ref in probing:
+                a = probing.pop(ref)
                 try:
-                    value = ray.get(ref)
-                except RayTaskError as exc:  # the evaluation itself raised: no retry
-                    idle.append(a)
-                    cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-                    if on_error is None:
-                        raise EvaluationFailed(f"task {i}: {type(cause).__name__}: {_one_line(cause)}") from cause
-                    self.stats["failed"] += 1
-                    finish(i, on_error(tasks[i], f"{type(cause).__name__}: {_one_line(cause)}"))
-                except RayError as exc:  # the worker died under the task: run it again
-                    self.stats["restarts"] += 1
-                    probe(a)
-                    attempts[i] += 1
-                    if attempts[i] <= self.max_retries:
-                        self.stats["retries"] += 1
-                        queue.appendleft(i)
-                    else:
-                        fail(i, f"worker lost {attempts[i]} times: {type(exc).__name__}: {_one_line(exc, 200)}")
+                    self._info[a] = ray.get(ref)
+                    self._idle.append(a)
+                except ActorDiedError:  # gone for good (e.g. its node left): a new worker
+                    self._actors[a] = self._new_actor()
+                    self._probe(a)
+                except RayError:  # still restarting
+                    time.sleep(0.1)
+                    self._probe(a)
+                continue
+            ticket, a, _ = running.pop(ref)
+            try:
+                value = ray.get(ref)
+            except RayTaskError as exc:  # the evaluation itself raised: no retry
+                self._idle.append(a)
+                cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+                if self._jobs[ticket][2] is None:
+                    self._jobs.pop(ticket)
+                    raise EvaluationFailed(f"task {ticket}: {type(cause).__name__}: {_one_line(cause)}") from cause
+                self._fail(ticket, f"{type(cause).__name__}: {_one_line(cause)}")
+            except RayError as exc:  # the worker died under the task: run it again
+                self.stats["restarts"] += 1
+                self._probe(a)
+                self._attempts[ticket] += 1
+                if self._attempts[ticket] <= self.max_retries:
+                    self.stats["retries"] += 1
+                    self._queue.appendleft(ticket)
                 else:
-                    idle.append(a)
-                    finish(i, value)
-            if limit is not None:
-                now = time.monotonic()
-                for ref, (i, a, t0) in list(running.items()):
-                    if now - t0 >= limit:
-                        del running[ref]
-                        self.stats["timeouts"] += 1
-                        ray.kill(self._actors[a], no_restart=False)  # cancels the call; the worker restarts
-                        probe(a)
-                        fail(i, f"timeout: evaluation ran longer than eval_timeout_s={limit:g} s and was cancelled")
-        return results
+                    self._fail(ticket, f"worker lost {self._attempts[ticket]} times: {type(exc).__name__}: "
+                                       f"{_one_line(exc, 200)}")
+            else:
+                self._idle.append(a)
+                self._finish(ticket, value)
+        if limit is not None:
+            now = time.monotonic()
+            for ref, (ticket, a, t0) in list(running.items()):
+                if now - t0 >= limit:
+                    del running[ref]
+                    self.stats["timeouts"] += 1
+                    ray.kill(self._actors[a], no_restart=False)  # cancels the call; the worker restarts
+                    self._probe(a)
+                    self._fail(ticket, f"timeout: evaluation ran longer than eval_timeout_s={limit:g} s and was cancelled")
 
     def close(self) -> None:
         """Stop the workers (and Ray, if this executor started it)."""

@@ -11,7 +11,7 @@ from evonet.problems import make_problem
 from evonet.problems.base import EvalResult
 from evonet.strategy import make_strategy
 
-TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed"}
+TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed", "utilization"}
 
 
 def run(seed=0, generations=3):

@@ -9,7 +9,7 @@ from evonet.loop import run_evolution
 from evonet.problems import make_problem
 from evonet.strategy import GeneticAlgorithm
 
-TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed"}
+TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed", "utilization"}
 
 
 def evolve(overrides, chunk=64):

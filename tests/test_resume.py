@@ -20,7 +20,7 @@ import pytest
 from evonet import config
 from evonet.cli import main
 
-TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed"}
+TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed", "utilization"}
 GENERATIONS = 6
 TINY = ["ga.population=8", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3", "eval_games=0",
         "executor.chunk=2", "log.tensorboard=false", "log.progress=lines"]

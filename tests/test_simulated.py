@@ -64,4 +64,10 @@ def test_bad_arguments_are_one_line_errors(capsys, argv, fragment):
 def test_cli_json(capsys):
     assert main(["bench", "simulate", "--workers", "4,16", "--generations", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [r["workers"] for r in out["runs"]] == [4, 16] and all(0 < r["utilization"] <= 1 for r in out["runs"])
+    assert [(r["strategy"], r["workers"]) for r in out["runs"]] == [
+        (s, w) for w in (4, 16) for s in ("generational", "aging greedy", "aging reproducible")]
+    assert all(0 < r["utilization"] <= 1 for r in out["runs"])
+    # the same jobs per worker: the asynchronous runs do not wait for a generation's slowest
+    for w in (4, 16):
+        rows = {r["strategy"]: r for r in out["runs"] if r["workers"] == w}
+        assert rows["aging greedy"]["utilization"] > rows["generational"]["utilization"]

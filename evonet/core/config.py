@@ -42,10 +42,26 @@ def _f(default, text: str, *, factory=None, **extra):
 class GAConfig:
     """The evolutionary algorithm over the DEAP toolbox."""
 
-    algorithm: Literal["simple", "mu_plus_lambda", "cma_es"] = _f(
+    algorithm: Literal["simple", "mu_plus_lambda", "cma_es", "aging"] = _f(
         "mu_plus_lambda",
         "simple: eaSimple-style generational GA; mu_plus_lambda: parents compete with offspring; "
-        "cma_es: DEAP's CMA-ES (population = lambda; selection/crossover/mutation unused)",
+        "cma_es: DEAP's CMA-ES (population = lambda; selection/crossover/mutation unused); "
+        "aging: asynchronous regularized evolution (population = the P most recent members, "
+        "selection.tournsize = the sample size; a generation = P results)",
+    )
+    mode: Literal["reproducible", "greedy"] = _f(
+        "reproducible",
+        "aging: reproducible (results in job order with a fixed lag: the same search on any number of "
+        "workers and after resume) or greedy (results as they arrive: fastest, not reproducible)",
+    )
+    lag: int = _f(
+        8, "aging, reproducible: job k is made once k - lag results are in; keep it >= 2 x workers", min=0,
+        max=1_000_000,
+    )
+    fidelity: Optional[dict] = _f(
+        None,
+        "aging: multi-fidelity (asynchronous successive halving): {min_budget, max_budget, reduction_factor: 3, "
+        "brackets: 1} in the problem's unit (epochs); null: every evaluation at full budget",
     )
     sigma: float = _f(0.5, "cma_es: initial step size", min=1e-9)
     population: int = _f(128, "population size (mu)", min=2, max=1_000_000)
@@ -399,11 +415,84 @@ def _cross_checks(cfg) -> None:
         raise ConfigError(
             f"ga.cxpb: mu_plus_lambda needs cxpb + mutpb <= 1, got {cfg.ga.cxpb} + {cfg.ga.mutpb}"
         )
+    check_async(cfg)
     if cfg.ga.selection["name"] == "tournament":
         if cfg.ga.selection["tournsize"] > cfg.ga.population:
             raise ConfigError(
                 f"ga.selection.tournsize: must be <= ga.population ({cfg.ga.population}), got {cfg.ga.selection['tournsize']}"
             )
+
+
+FIDELITY_KEYS = {"min_budget": None, "max_budget": None, "reduction_factor": 3.0, "brackets": 1}
+
+
+def check_async(cfg) -> None:
+    """The asynchronous strategy's settings and the rung schedule (``ga.fidelity``), completed
+    with their defaults; what only the problem knows (its budget unit and limit) is checked by
+    :func:`check_fidelity` when the problem exists."""
+    ga = cfg.ga
+    if ga.algorithm != "aging":
+        if ga.fidelity is not None:
+            raise ConfigError(f"ga.fidelity: multi-fidelity needs ga.algorithm: aging (got {ga.algorithm})")
+        return
+    if ga.selection["name"] not in ("tournament", "random"):
+        raise ConfigError(f"ga.selection.name: aging evolution samples a tournament (tournament or random), "
+                          f"got {ga.selection['name']}")
+    kind = PROBLEM_KINDS[cfg.genome]
+    if kind.multi_objective and kind.multi_objective(cfg):
+        raise ConfigError("ga.algorithm: aging evolution is single-objective; a multi-objective search needs "
+                          "mu_plus_lambda with nsga2")
+    if cfg.executor.chunk > 1:
+        raise ConfigError(f"executor.chunk: aging evolution sends one genome per task, got {cfg.executor.chunk}")
+    if ga.fidelity is None:
+        return
+    if not isinstance(ga.fidelity, dict):
+        raise ConfigError(f"ga.fidelity: expected a mapping {{min_budget, max_budget, reduction_factor, brackets}}, "
+                          f"got {ga.fidelity!r}")
+    unknown = sorted(set(ga.fidelity) - set(FIDELITY_KEYS))
+    if unknown:
+        raise ConfigError(f"ga.fidelity.{unknown[0]}: unknown key{_did_you_mean(unknown[0], FIDELITY_KEYS)}; "
+                          f"keys: {', '.join(FIDELITY_KEYS)}")
+    fid = {**FIDELITY_KEYS, **ga.fidelity}
+    for key in FIDELITY_KEYS:
+        v = fid[key]
+        if v is None:
+            raise ConfigError(f"ga.fidelity.{key}: required (a number in the problem's budget unit)")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            raise ConfigError(f"ga.fidelity.{key}: expected a number, got {v!r}")
+    if fid["reduction_factor"] <= 1:
+        raise ConfigError(f"ga.fidelity.reduction_factor: must be > 1 (each rung keeps 1/reduction_factor), "
+                          f"got {fid['reduction_factor']}")
+    if fid["min_budget"] <= 0:
+        raise ConfigError(f"ga.fidelity.min_budget: must be > 0, got {fid['min_budget']}")
+    if fid["min_budget"] > fid["max_budget"]:
+        raise ConfigError(f"ga.fidelity.min_budget: {fid['min_budget']} is above ga.fidelity.max_budget "
+                          f"{fid['max_budget']}")
+    if fid["brackets"] != int(fid["brackets"]) or fid["brackets"] < 1:
+        raise ConfigError(f"ga.fidelity.brackets: must be a whole number >= 1, got {fid['brackets']}")
+    ga.fidelity = fid
+
+
+def check_fidelity(cfg, problem) -> None:
+    """``ga.fidelity`` against the problem: it must have a budget unit, whole budgets where the
+    unit needs them, and a ``max_budget`` within the problem's limit (one-line ConfigError)."""
+    fid = cfg.ga.fidelity
+    if fid is None:
+        return
+    unit = problem.fidelity_unit
+    if unit is None:
+        raise ConfigError(f"ga.fidelity: {type(problem).__name__} ({cfg.genome}) has no evaluation budget to "
+                          "cut (multi-fidelity trains networks for epochs: architecture search with validation "
+                          "accuracy); remove ga.fidelity")
+    if problem.fidelity_integer:
+        for key in ("min_budget", "max_budget"):
+            if fid[key] != int(fid[key]):
+                raise ConfigError(f"ga.fidelity.{key}: budgets are whole {unit}, got {fid[key]}")
+    limit = problem.fidelity_limit()
+    if limit is not None and fid["max_budget"] > limit:
+        where = f" ({problem.fidelity_limit_field})" if problem.fidelity_limit_field else ""
+        raise ConfigError(f"ga.fidelity.max_budget: {fid['max_budget']:g} {unit} is above the problem's limit, "
+                          f"{limit:g}{where}")
 
 
 def from_dict(data: Any):

@@ -19,6 +19,10 @@ class Hook:
     def on_evaluations(self, done: int, total: int) -> None:
         """Progress within a generation, as the executor finishes tasks."""
 
+    def on_job(self, job, result) -> None:
+        """Asynchronous loop: one job's result has been told to the strategy (``job``: an
+        :class:`~evonet.strategies.aging.Job`; the result's training state already moved out)."""
+
     def on_generation(self, record: dict, strategy) -> None:
         """The generation's logbook record."""
 

@@ -45,6 +45,8 @@ class RunResult:
     stop: dict | None = None
     evaluations: int = 0
     elapsed: float = 0.0
+    #: busy worker seconds / (workers x wall seconds) of the evolution (None: not measured)
+    utilization: float | None = None
 
 
 @dataclass
@@ -60,6 +62,8 @@ class LoopState:
     stop: dict | None = None
     results: list[EvalResult] = field(default_factory=list, repr=False)  # the last generation's
     last: bool = False  # the generation just finished is the last one of the run
+    #: the loop's own running figures (busy and wall seconds for utilization; checkpointed)
+    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -69,6 +73,7 @@ class LoopState:
             "elapsed": float(self.elapsed),
             "stopping": dict(self.stopping),
             "stop": None if self.stop is None else dict(self.stop),
+            "extra": dict(self.extra),
         }
 
     @classmethod
@@ -80,6 +85,7 @@ class LoopState:
             elapsed=float(data["elapsed"]),
             stopping=dict(data.get("stopping") or {}),
             stop=data.get("stop"),
+            extra=dict(data.get("extra") or {}),
         )
 
 
@@ -151,6 +157,9 @@ def run_evolution(strategy, problem, executor, generations: int, chunk: int, fin
                               "elapsed": state.elapsed})
     session_start = time.perf_counter()
     elapsed0 = state.elapsed
+    workers = max(1, int(getattr(executor, "workers", 1)))
+    extra = state.extra
+    busy0, wall0 = float(extra.get("busy", 0.0)), float(extra.get("wall", 0.0))
 
     def stop_after(record: dict) -> Stop | None:
         stop = rules.check(record, state.evaluations, state.elapsed)
@@ -186,6 +195,9 @@ def run_evolution(strategy, problem, executor, generations: int, chunk: int, fin
             ok = fit[fit > WORST / 2]  # failed evaluations hold the worst fitness: no statistic of them
             fit = ok if len(ok) else fit
             games = sum(r.weight for r in results)
+            busy = float(sum(r.seconds for r in results))
+            busy0 += busy
+            extra["busy"], extra["wall"] = busy0, wall0 + (time.perf_counter() - session_start)
             record = {
                 "gen": gen,
                 "evals": len(results),
@@ -199,6 +211,7 @@ def run_evolution(strategy, problem, executor, generations: int, chunk: int, fin
                 "seconds": round(dt, 4),
                 "evals_per_s": round(len(results) / dt, 2) if dt > 0 else float("inf"),
                 "elapsed": round(state.elapsed, 3),
+                "utilization": round(busy / (workers * dt), 4) if dt > 0 else 0.0,
             }
             record.update(problem.record_metrics(results, dt))  # the problem's own fields
             rules.update(record)
@@ -216,7 +229,15 @@ def run_evolution(strategy, problem, executor, generations: int, chunk: int, fin
         _call(hooks, "on_interrupt", state)
         raise
 
-    # final choice among the hall of fame, on fresh seeds of their own purpose
+    result = final_choice(strategy, problem, executor, chunk, final_games, state, stop)
+    _call(hooks, "on_end", result)
+    return result
+
+
+def final_choice(strategy, problem, executor, chunk: int, final_games: int, state: LoopState,
+                 stop: Stop) -> RunResult:
+    """The final best: every hall-of-fame member re-scored on ``final_games`` fresh evaluations
+    of their own purpose (``PURPOSE_FINAL``; an evaluation cache may answer them)."""
     members = list(strategy.hof) or [max(strategy.population, key=lambda ind: ind.fitness.values[0])]
     genomes = np.asarray(members, dtype=np.float32)
     final = evaluate(problem, executor, genomes, strategy.generation + 1, chunk,
@@ -227,7 +248,9 @@ def run_evolution(strategy, problem, executor, generations: int, chunk: int, fin
         for i, (m, r) in enumerate(zip(members, final))
     ]
     best = int(np.argmax([r.fitness if r.error is None else -np.inf for r in final]))
-    result = RunResult(
+    wall = float(state.extra.get("wall", 0.0))
+    workers = max(1, int(getattr(executor, "workers", 1)))
+    return RunResult(
         logbook=state.logbook,
         best_genome=genomes[best],
         best_fitness=float(final[best].fitness),
@@ -237,6 +260,5 @@ def run_evolution(strategy, problem, executor, generations: int, chunk: int, fin
         stop=stop.to_dict(),
         evaluations=state.evaluations,
         elapsed=state.elapsed,
+        utilization=round(float(state.extra.get("busy", 0.0)) / (workers * wall), 4) if wall > 0 else None,
     )
-    _call(hooks, "on_end", result)
-    return result

@@ -47,6 +47,12 @@ class Problem:
     weights: tuple[float, ...] | None = None
     #: decimals of the fitness on the progress line and in reports
     fitness_digits: int = 2
+    #: multi-fidelity: the unit of an evaluation's budget (``"epochs"``: architecture search)
+    #: and whether budgets must be whole numbers; ``None``: every evaluation is complete
+    fidelity_unit: str | None = None
+    fidelity_integer: bool = True
+    #: the config field that sets :meth:`fidelity_limit` (for error messages)
+    fidelity_limit_field: str | None = None
 
     # ------------------------------------------------------------------ required
 
@@ -111,6 +117,21 @@ class Problem:
 
     def set_state(self, state: dict) -> None:
         """Restore :meth:`get_state` when ``evonet resume`` continues the run."""
+
+    def genome_key(self, genome: Sequence[float]):
+        """A hashable identity of a genome (asynchronous strategies avoid duplicates by it);
+        consistent with :meth:`same_genome`. Default: the genes."""
+        return tuple(float(x) for x in genome)
+
+    def fidelity_limit(self) -> float | None:
+        """The largest budget an evaluation can take (``max_budget`` may not exceed it)."""
+        return None
+
+    def make_budget_task(self, genome: np.ndarray, job: int, budget: float, state: bytes | None) -> Any:
+        """Multi-fidelity (``fidelity_unit`` set): a task evaluating ``genome`` at ``budget``,
+        continuing the training ``state`` (bytes a result's ``state`` held; None: from the
+        start). Its result carries the new state in ``EvalResult.state``."""
+        raise NotImplementedError(f"{type(self).__name__} has no evaluation budget (fidelity_unit is None)")
 
     def same_genome(self, a: Sequence[float], b: Sequence[float]) -> bool:
         """Whether two genomes are one entry for the hall of fame (default: equal genes)."""

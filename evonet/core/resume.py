@@ -100,6 +100,11 @@ class ResumePlan:
         store.rewrite_jsonl("eval_times.jsonl", [r for r in store.read_jsonl("eval_times.jsonl", tolerant=True)
                                                   if isinstance(r, dict) and r.get("gen", gen + 1) <= gen],
                             keep_empty=False)
+        if hasattr(self.strategy, "pending"):  # asynchronous: the jobs told by the checkpoint
+            told = lambda r: (isinstance(r, dict) and isinstance(r.get("job"), int)  # noqa: E731
+                              and r["job"] < self.strategy.next_id and r["job"] not in self.strategy.pending)
+            store.rewrite_jsonl("jobs.jsonl", [r for r in store.read_jsonl("jobs.jsonl", tolerant=True) if told(r)],
+                                keep_empty=False)
         summary = store.file("summary.json")
         if summary.exists():
             summary.unlink()
@@ -141,6 +146,10 @@ def prepare_resume(run_dir: str | Path, overrides: list[str] | None = None, forc
     old = config_mod.load(run_dir / "config.yaml")
     cfg = config_mod.load(run_dir / "config.yaml", list(overrides or []))
     diffs = diff_configs(old, cfg)
+    for key, a, b in diffs:  # a strategy's state cannot follow these, not even with --force
+        if old.ga.algorithm == "aging" and (key.startswith("ga.fidelity") or key == "ga.algorithm"):
+            raise ConfigError(f"{key}: the run's {'rung schedule' if key.startswith('ga.fidelity') else 'strategy'} "
+                              f"cannot change on resume ({_show(a)} -> {_show(b)})")
     unsafe = [d for d in diffs if not is_safe(d[0])]
     if unsafe and not force:
         raise ConfigError(
@@ -164,6 +173,7 @@ def prepare_resume(run_dir: str | Path, overrides: list[str] | None = None, forc
 
     pickled = run_dir / PROBLEM_PICKLE
     problem = load_problem(pickled) if pickled.is_file() else make_problem(cfg)
+    config_mod.check_fidelity(cfg, problem)
     try:
         s_state = ckpt.state["strategy"]
         genomes = np.asarray(s_state["population"]["genomes"], dtype=np.float64)
@@ -174,7 +184,8 @@ def prepare_resume(run_dir: str | Path, overrides: list[str] | None = None, forc
             )
         strategy = make_strategy(
             cfg.ga, genomes, problem.low, problem.up, seeding.generator(cfg.seed, seeding.PURPOSE_STRATEGY),
-            weights=problem.weights, similar=problem.same_genome,
+            weights=problem.weights, similar=problem.same_genome, key=problem.genome_key,
+            integer_budgets=problem.fidelity_integer,
         )
         if not strategy.resumable:
             raise CheckpointError(f"ga.algorithm {cfg.ga.algorithm}: this strategy cannot be resumed from a checkpoint")

@@ -71,6 +71,16 @@ class StoreLogger(Hook):
     def on_generation(self, rec: dict, strategy) -> None:
         self.store.append_jsonl("logbook.jsonl", rec)
 
+    def on_job(self, job, result) -> None:
+        """Asynchronous runs: one line per told job in ``jobs.jsonl`` (member, rung, budget,
+        the job it continues, fitness, error, seconds, the problem's figures)."""
+        self.store.append_jsonl("jobs.jsonl", {
+            "job": job.id, "member": job.member, "rung": job.rung, "budget": job.budget, "parent": job.parent,
+            "fitness": float(result.fitness) if result.error is None else None, "error": result.error,
+            "seconds": round(float(result.seconds), 4), "cached": bool(result.metrics.get("cached")),
+            "metrics": {k: float(v) for k, v in result.metrics.items() if k != "cached"},
+        })
+
     def after_generation(self, state, strategy) -> None:
         gen = state.logbook[-1]["gen"]
         new = []
@@ -244,7 +254,44 @@ def load_problem(path: Path):
                           f"{' '.join(str(exc).split())})") from None
 
 
+def initial_size(cfg) -> int:
+    """Random genomes drawn at the start: the population; aging evolution's warm-up also
+    covers the jobs that may be out before ``population`` results are in."""
+    if cfg.ga.algorithm == "aging":
+        return cfg.ga.population + max(cfg.ga.lag, cfg.executor.workers)
+    return cfg.ga.population
+
+
+class FileStates:
+    """Multi-fidelity training states in the run store: ``RUN_DIR/fidelity/job-N.state``
+    (written atomically; removed once the run is complete)."""
+
+    def __init__(self, store: RunStore):
+        self.dir = store.file("fidelity")
+
+    def put(self, job: int, state: bytes) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.dir / f"job-{int(job):08d}.state", state)
+
+    def get(self, job: int) -> bytes | None:
+        try:
+            return (self.dir / f"job-{int(job):08d}.state").read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def clear(self) -> int:
+        """Delete every state; returns the bytes freed."""
+        import shutil
+
+        if not self.dir.is_dir():
+            return 0
+        freed = sum(p.stat().st_size for p in self.dir.iterdir() if p.is_file())
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return freed
+
+
 def _run(cfg, problem, executor, out, stream, given: bool = False) -> tuple[Path, RunResult]:
+    config_mod.check_fidelity(cfg, problem)  # the rung schedule against the problem, before anything is written
     pickled = pickle_problem(problem) if given else None  # before the run directory exists
     store = RunStore.create(out or default_run_dir(cfg.name, cfg.seed))
     if pickled is not None:
@@ -254,11 +301,12 @@ def _run(cfg, problem, executor, out, stream, given: bool = False) -> tuple[Path
     store.write_json("run.json", _new_run_info())
     t_start = time.perf_counter()
 
-    genomes = problem.init_genomes(seeding.generator(cfg.seed, seeding.PURPOSE_INIT), cfg.ga.population)
+    genomes = problem.init_genomes(seeding.generator(cfg.seed, seeding.PURPOSE_INIT), initial_size(cfg))
     strategy = make_strategy(
         cfg.ga, genomes, problem.low, problem.up, seeding.generator(cfg.seed, seeding.PURPOSE_STRATEGY),
         weights=problem.weights,  # multi-objective problems (NSGA-II)
         similar=problem.same_genome,  # hyperparameter genomes: one network, one entry
+        key=problem.genome_key, integer_budgets=problem.fidelity_integer,
     )
     store.acquire_lock()
     store.claim_lock()
@@ -266,7 +314,8 @@ def _run(cfg, problem, executor, out, stream, given: bool = False) -> tuple[Path
     try:
         out_log.write(
             f"evonet run {cfg.name}: seed {cfg.seed}, {problem.banner()}, {cfg.ga.algorithm} population "
-            f"{cfg.ga.population}, {cfg.ga.generations} generations\n  run directory: {store.path}\n"
+            f"{cfg.ga.population}, {cfg.ga.generations} generations{_async_text(cfg, strategy)}\n"
+            f"  run directory: {store.path}\n"
         )
         out_log.flush()
         return _evolve(cfg, problem, executor, store, strategy, out_log, stream, t_start)
@@ -320,6 +369,20 @@ def _resume(plan, stream: TextIO) -> tuple[Path, RunResult]:
             out_log.close()
 
 
+def _async_text(cfg, strategy) -> str:
+    if cfg.ga.algorithm != "aging":
+        return ""
+    if cfg.ga.mode == "greedy":
+        text = ", greedy asynchronous (results as they arrive: NOT reproducible)"
+    else:
+        text = f", reproducible asynchronous (lag {cfg.ga.lag})"
+    if strategy.budgets is not None:
+        fid = cfg.ga.fidelity
+        text += (f", rungs {'/'.join(f'{b:g}' for b in strategy.budgets)} (reduction factor "
+                 f"{fid['reduction_factor']:g}, {int(fid['brackets'])} bracket{'s' if fid['brackets'] > 1 else ''})")
+    return text
+
+
 def _new_run_info() -> dict:
     from evonet import __version__
 
@@ -365,10 +428,19 @@ def _evolve(cfg, problem, executor, store: RunStore, strategy, out_log: RunLog, 
         with guard.installed():
             with executor:  # closed after evolution: the workers are not needed for the rest
                 problem.share_data(executor)  # data every evaluation needs: sent once
-                result = run_evolution(
-                    strategy, problem, executor, generations, cfg.executor.chunk, cfg.ga.final_games, hooks,
-                    start_state=start_state, stopping=StoppingRules.from_config(cfg.stop),
-                )
+                if getattr(strategy, "asynchronous", False):
+                    from evonet.core.async_loop import run_async
+
+                    result = run_async(
+                        strategy, problem, executor, generations, cfg.executor.chunk, cfg.ga.final_games, hooks,
+                        start_state=start_state, stopping=StoppingRules.from_config(cfg.stop),
+                        mode=cfg.ga.mode, lag=cfg.ga.lag, period=cfg.ga.population, states=FileStates(store),
+                    )
+                else:
+                    result = run_evolution(
+                        strategy, problem, executor, generations, cfg.executor.chunk, cfg.ga.final_games, hooks,
+                        start_state=start_state, stopping=StoppingRules.from_config(cfg.stop),
+                    )
             guard.evolving = False
             guard.check()  # SIGTERM during the final choice, swallowed there
             return _finish(cfg, problem, store, result, out_log, t_start, run_info, checkpointer)
@@ -397,7 +469,9 @@ def _finish(cfg, problem, store: RunStore, result: RunResult, out_log: RunLog, t
     if stop.get("rule") not in (None, "generations"):
         out_log.write(f"stopped: {stop['reason']}\n")
     how = problem.final_choice(result)
-    out_log.write(f"best of hall of fame: {how}; evolution took {result.elapsed:.1f} s\n")
+    util = (f", worker utilization {result.utilization:.2f} ({cfg.executor.workers} worker"
+            f"{'s' if cfg.executor.workers != 1 else ''})") if result.utilization is not None else ""
+    out_log.write(f"best of hall of fame: {how}; evolution took {result.elapsed:.1f} s{util}\n")
     summary = {
         "name": cfg.name,
         "seed": cfg.seed,
@@ -416,9 +490,17 @@ def _finish(cfg, problem, store: RunStore, result: RunResult, out_log: RunLog, t
             "mean_seconds": round(sum(checkpointer.seconds) / len(checkpointer.seconds), 4),
             "bytes": checkpointer.bytes,
         }
+    if result.utilization is not None:
+        summary["utilization"] = result.utilization
+        summary["workers"] = int(cfg.executor.workers)
+    if cfg.ga.algorithm == "aging":
+        summary["asynchronous"] = {"mode": cfg.ga.mode, "lag": cfg.ga.lag}
     if run_info.get("resumes"):
         summary["resumes"] = run_info["resumes"]
     summary.update(problem.finalize(store, result, out_log))
+    freed = FileStates(store).clear()  # the run is complete: no training continues
+    if freed:
+        summary["fidelity_state_bytes"] = freed
     summary["total_seconds"] = round(time.perf_counter() - t_start, 2)
     store.write_json("summary.json", summary)
     out_log.write(f"wrote {store.path}\n")

@@ -23,3 +23,6 @@ class EvalResult:
     seconds: float = 0.0
     #: multi-objective problems: every objective's value (``fitness`` is the first one)
     objectives: tuple[float, ...] | None = None
+    #: multi-fidelity: the training state the evaluation ended in (opaque bytes a later
+    #: evaluation of the same genome continues from); the loop moves it out at once
+    state: bytes | None = field(default=None, repr=False)

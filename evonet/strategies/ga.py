@@ -252,9 +252,19 @@ def _pool(ind, res: EvalResult) -> None:
 
 
 def make_strategy(ga_cfg, genomes: np.ndarray, low: float, up: float, rng: np.random.Generator,
-                  weights: Sequence[float] | None = None, similar=None):
-    """The ask / tell strategy ``ga.algorithm`` names: the GA, or CMA-ES. ``similar(a, b)``:
-    whether two individuals are the same genome for the GA's hall of fame."""
+                  weights: Sequence[float] | None = None, similar=None, key=None, integer_budgets: bool = True):
+    """The strategy ``ga.algorithm`` names: the GA or CMA-ES (ask / tell), or aging evolution
+    (asynchronous jobs). ``similar(a, b)``: whether two individuals are the same genome for the
+    GA's hall of fame; ``key(genome)``: the same as a hashable (aging evolution)."""
+    if ga_cfg.algorithm == "aging":
+        from evonet.strategies.aging import AgingEvolution, rung_budgets
+
+        fid = ga_cfg.fidelity
+        budgets = None if fid is None else rung_budgets(fid["min_budget"], fid["max_budget"],
+                                                        fid["reduction_factor"], integer=integer_budgets)
+        return AgingEvolution(ga_cfg, genomes, low, up, rng, budgets=budgets,
+                              eta=3.0 if fid is None else float(fid["reduction_factor"]),
+                              brackets=1 if fid is None else int(fid["brackets"]), key=key)
     if ga_cfg.algorithm == "cma_es":
         from evonet.strategies.cma_es import CMAES
 

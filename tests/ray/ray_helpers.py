@@ -22,7 +22,7 @@ from evonet.strategy import GeneticAlgorithm
 
 TINY = ["ga.population=8", "ga.generations=3", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3",
         "eval_games=20"]
-TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed"}
+TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed", "utilization"}
 
 
 def tiny_config(*overrides: str):

@@ -32,7 +32,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -74,6 +74,15 @@ class TrainTask:
     #: cross-validation (the final choice among the hall of fame): (folds, fold, split seed);
     #: None: train on the training split, score on the validation split
     fold: tuple | None = None
+    #: multi-fidelity: train up to this epoch (no early stopping), continuing ``state``
+    #: (bytes of a rung's saved training; None: from the first epoch); None: the full schedule
+    to_epoch: int | None = None
+    state: bytes | None = field(default=None, repr=False)
+
+
+def budget_key(h: str, budget: float) -> str:
+    """The cache key of genome hash ``h`` trained for ``budget`` epochs (multi-fidelity)."""
+    return f"{h}@{float(budget):g}"
 
 
 def _result_to_dict(res: EvalResult) -> dict:
@@ -125,6 +134,13 @@ def evaluate_train_task(task: TrainTask) -> list[EvalResult]:
 
     data = cached_dataset(task.data) if isinstance(task.data, DataRef) else resolve(task.data)
     for genome, seed in zip(task.genomes, task.seeds):
+        if task.to_epoch is not None:
+            from evonet.problems.nas.accuracy import train_genome_rung
+
+            res, state = train_genome_rung(genome, task.model, data, task.budget, seed, task.to_epoch, task.state)
+            res.state = state
+            out.append(res)
+            continue
         if task.fold is not None:
             from evonet.problems.nas.accuracy import cross_validate_fold
 
@@ -274,23 +290,66 @@ class HyperparamProblem(Problem):
 
         return self.final_folds > 0 and purpose == seeding.PURPOSE_FINAL
 
-    def plan_evaluations(self, genomes: np.ndarray, purpose: int | None = None, **_) -> Plan:
+    def plan_evaluations(self, genomes: np.ndarray, purpose: int | None = None, budget: float | None = None,
+                         **_) -> Plan:
         """Dedupe a batch against the cache and itself; only ``todo`` rows are trained.
 
         For the final choice among the hall of fame (``purpose`` ``PURPOSE_FINAL``) with
-        ``final_folds``, each distinct genome is cross-validated instead (its own cache)."""
+        ``final_folds``, each distinct genome is cross-validated instead (its own cache);
+        without, a genome trained only at multi-fidelity budgets is answered by its largest.
+        ``budget`` (epochs, multi-fidelity): the cache knows (genome, budget)."""
+        from evonet.core import seeding
+
         cv = self.cross_validates(purpose)
         cache = self.cv if cv else self.cache
         hashes, todo, batch = [], [], set()
         for i, g in enumerate(np.asarray(genomes, dtype=np.float64)):
             canon = self.space.canonical(g)
             h = self.space.genome_hash(canon)
-            hashes.append(h)
             self.genomes_by_hash.setdefault(h, canon)
+            if budget is not None:
+                h = budget_key(h, budget)
+            elif not cv and purpose == seeding.PURPOSE_FINAL and h not in cache:
+                h = self.largest_budget(h) or h
+            hashes.append(h)
             if h not in cache and h not in batch:
                 batch.add(h)
                 todo.append(i)
         return Plan(todo, self, hashes, folds=self.final_folds if cv else 0)
+
+    def largest_budget(self, h: str) -> str | None:
+        """The cache key of genome ``h``'s result at its largest multi-fidelity budget (a
+        successful one), if any."""
+        best = None
+        for key, res in self.cache.items():
+            base, _, b = key.partition("@")
+            if base == h and b and res.error is None and (best is None or float(b) > best[0]):
+                best = (float(b), key)
+        return None if best is None else best[1]
+
+    # ------------------------------------------------------------------ multi-fidelity
+
+    @property
+    def fidelity_unit(self) -> str | None:
+        """Budgets are epochs (validation accuracy only: snake fitness replays its games)."""
+        return None if self.snake is not None else "epochs"
+
+    fidelity_limit_field = "search.epochs"
+
+    def fidelity_limit(self) -> float:
+        return float(self.budget.epochs)
+
+    def genome_key(self, genome) -> str:
+        return self.genome_hash_of(genome)
+
+    def make_budget_task(self, genome, job: int, budget: float, state: bytes | None) -> TrainTask:
+        """Train ``genome`` up to epoch ``budget``, continuing ``state`` (see
+        :func:`evonet.problems.nas.accuracy.train_genome_rung`)."""
+        canon = self.space.canonical(np.asarray(genome, dtype=np.float64))
+        h = self.space.genome_hash(canon)
+        data = self.data if self.shared is None else self.shared
+        return TrainTask(self.model_kind, (canon,), (self.seed_of(h),), data, self.budget, None, self.multi,
+                         to_epoch=int(round(budget)), state=state)
 
     def _merge_folds(self, plan: Plan, results: list[EvalResult]) -> list[EvalResult]:
         """Pool each genome's ``plan.folds`` fold results (in task order) into one."""
@@ -451,12 +510,17 @@ class HyperparamProblem(Problem):
     # ------------------------------------------------------------------ the end of a run
 
     def archive(self) -> list[dict]:
-        """Every genome trained in this run: hash, genome, fitness, params, error."""
+        """Every genome trained in this run: hash, genome, fitness, params, error (and, for
+        multi-fidelity results, ``budget``: the epoch the training reached; one row per budget)."""
         rows = []
-        for h, res in self.cache.items():
-            rows.append({"hash": h, "first_generation": self.first_seen.get(h), "fitness": res.fitness,
-                         "params": res.metrics.get("params"), "error": res.error,
-                         "seconds": round(res.seconds, 3), "genome": self.genomes_by_hash.get(h)})
+        for key, res in self.cache.items():
+            h, _, budget = key.partition("@")
+            row = {"hash": h, "first_generation": self.first_seen.get(key), "fitness": res.fitness,
+                   "params": res.metrics.get("params"), "error": res.error,
+                   "seconds": round(res.seconds, 3), "genome": self.genomes_by_hash.get(h)}
+            if budget:
+                row["budget"] = float(budget)
+            rows.append(row)
         return rows
 
     def pareto_front(self) -> list[dict]:
@@ -498,6 +562,8 @@ class HyperparamProblem(Problem):
         canon = self.space.canonical(np.asarray(result.best_genome, dtype=np.float64))
         h = self.space.genome_hash(canon)
         searched = self.cache.get(h)
+        if searched is None and self.largest_budget(h):  # a multi-fidelity search: its largest budget
+            searched = self.cache[self.largest_budget(h)]
         for row in self.archive():
             store.append_jsonl("evaluations.jsonl", row)
         front = self.pareto_front()
