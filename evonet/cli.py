@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm = bsub.add_parser("simulate", help="the loop on 16 to 1,024 simulated workers: utilization (docs/ray.md)")
     sm.add_argument("--json", action="store_true", help="print JSON only")
     sm.add_argument("--workers", default="16,64,256,1024", help="comma-separated worker counts")
-    sm.add_argument("--generations", type=_positive_int, default=20,
+    sm.add_argument("--generations", type=_positive_int, default=40,
                     help="generations of the GA; the asynchronous runs get as many jobs")
     sm.add_argument("--from", dest="run_dir", metavar="RUN_DIR", help="resample this run's evaluation times")
     sm.add_argument("--failure-rate", type=float, default=0.0, help="fraction of tasks whose worker is lost")

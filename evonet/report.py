@@ -241,6 +241,59 @@ def evaluation_table(heading: str, ev, game: str | None, keys) -> list[str]:
     return lines + [""]
 
 
+def plot_learning_curves(jobs: list[dict], path: Path, title: str) -> Path | None:
+    """Multi-fidelity runs: every member's fitness against the budget it reached, one line per
+    member through its rungs, coloured by the highest rung it reached (None: no budgets)."""
+    rows = [j for j in jobs if j.get("budget") is not None and j.get("fitness") is not None]
+    if not rows:
+        return None
+    plt = _pyplot()
+    by_member: dict[int, list] = {}
+    for j in rows:
+        by_member.setdefault(int(j["member"]), []).append((float(j["budget"]), float(j["fitness"]), int(j["rung"])))
+    top = max(r for pts in by_member.values() for _, _, r in pts)
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for pts in by_member.values():
+        pts.sort()
+        reached = max(r for _, _, r in pts)
+        color = cmap(reached / max(1, top))
+        ax.plot([b for b, _, _ in pts], [f for _, f, _ in pts], "-o", ms=2.5, lw=0.8, alpha=0.35 + 0.5 * reached / max(1, top),
+                color=color)
+    for r in range(top + 1):
+        ax.plot([], [], "-o", color=cmap(r / max(1, top)), label=f"reached rung {r}")
+    ax.set_xscale("log")
+    budgets = sorted({b for pts in by_member.values() for b, _, _ in pts})
+    ax.set_xticks(budgets)
+    ax.set_xticklabels([f"{b:g}" for b in budgets])
+    ax.set_xlabel("budget (the problem's unit: epochs for a search)")
+    ax.set_ylabel("fitness at the rung")
+    ax.set_title(f"{title}: {len(by_member)} members")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def rung_table(jobs: list[dict]) -> list[str]:
+    """Per rung: trainings started there (new members or promotions), promoted on, stopped
+    there (never promoted), failed."""
+    rungs = sorted({int(j["rung"]) for j in jobs})
+    if not rungs or all(j.get("budget") is None for j in jobs):
+        return []
+    reached: dict[int, int] = {}
+    for j in jobs:
+        reached[int(j["member"])] = max(reached.get(int(j["member"]), -1), int(j["rung"]))
+    lines = ["| rung | budget | trainings | promoted | stopped there | failed |", "|---|---|---|---|---|---|"]
+    for r in rungs:
+        here = [j for j in jobs if int(j["rung"]) == r]
+        members = {int(j["member"]) for j in here}
+        promoted = sum(1 for m in members if reached[m] > r)
+        failed = sum(1 for j in here if j.get("error"))
+        budget = here[0].get("budget")
+        lines.append(f"| {r} | {_num(budget)} | {len(here)} | {promoted} | {len(members) - promoted - failed} | {failed} |")
+    return lines
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the plots and ``report.md``; returns the path of ``report.md``."""
     run_dir = Path(run_dir)
@@ -286,6 +339,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         "eval_time": plot_eval_times(seconds, out / "eval_time.png", title, first),
         "pareto": None,
     }
+    jobs = [j for j in store.read_jsonl("jobs.jsonl", tolerant=True) if isinstance(j, dict) and "rung" in j]
+    plots["learning_curves"] = plot_learning_curves(jobs, out / "learning_curves.png", title) if jobs else None
     n_objectives = 1
     if checkpoint is not None:
         s_state = checkpoint.state.get("strategy", {})
@@ -326,6 +381,13 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ("failed evaluations", len(failures)),
         ("objectives", n_objectives),
     ]
+    if summary.get("utilization") is not None:
+        rows.append(("worker utilization", f"{_num(summary['utilization'], '.3f')} ({summary.get('workers', '?')} "
+                                           f"workers)"))
+    if summary.get("asynchronous"):
+        a = summary["asynchronous"]
+        rows.append(("asynchronous", f"{a.get('mode')}" + (f", lag {a.get('lag')}" if a.get("mode") == "reproducible"
+                                                          else " (not reproducible)")))
     if stop:
         rows.append(("stopped", stop.get("reason")))
     if summary.get("resumes"):
@@ -352,6 +414,17 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
             lines += ["", f"{compile_note}the plot's axis stops at the 99th percentile of the later generations "
                           f"({upper:.4g} s), its last bin counting the {above} slower evaluations."]
         lines += ["", "![evaluation time](eval_time.png)", ""]
+    if jobs:
+        table = rung_table(jobs)
+        lines += ["## Asynchronous jobs", "", f"{len(jobs)} jobs told, {len({j['member'] for j in jobs})} members."]
+        if table:
+            lines += ["", "Successive halving: trainings per rung, members promoted on from it, members whose "
+                          "training stopped there.", "", *table]
+        if plots.get("learning_curves"):
+            lines += ["", "Every member's fitness after each rung's budget (its training continued from one rung to "
+                          "the next), coloured by the highest rung it reached.", "",
+                      "![learning curves](learning_curves.png)"]
+        lines.append("")
     if plots["pareto"]:
         lines += ["## Pareto front", "", f"The population of generation {checkpoint.generation} in objective space.",
                   "", "![pareto front](pareto.png)", ""]

@@ -116,7 +116,7 @@ def simulate_async(workers: int, durations, generations: int = 5, population: in
     return row
 
 
-def bench_simulate(workers=(16, 64, 256, 1024), generations: int = 20, run_dir: str | None = None,
+def bench_simulate(workers=(16, 64, 256, 1024), generations: int = 40, run_dir: str | None = None,
                    failure_rate: float = 0.0, seed: int = 0) -> dict:
     if run_dir is not None:
         durations, source = measured_durations(run_dir), f"eval_times.jsonl of {run_dir}"

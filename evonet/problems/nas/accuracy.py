@@ -333,3 +333,161 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy of a trained model on (x, y) (argmax of the outputs)."""
     pred = np.asarray(model.predict(x, verbose=0, batch_size=512))
     return float(np.mean(np.argmax(pred, axis=-1) == np.asarray(y)))
+
+
+# ----------------------------------------------------------------------------- multi-fidelity
+
+#: the first bytes of every training state (an .npz archive with these arrays)
+STATE_FORMAT = "evonet-training-state-1"
+
+
+class BadState(Exception):
+    """Bytes that are not an evonet training state, or one that does not fit the genome's model."""
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The sample order of (absolute, 0-based) ``epoch`` of a rung training: a function of
+    (seed, epoch) only, so training continued from a saved state sees the batches a single
+    training would have seen."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), 7_919, int(epoch)])).permutation(n)
+
+
+def pack_state(model, epoch: int, history: dict) -> bytes:
+    """A training state as portable bytes: an ``.npz`` (no pickles) of the format tag, the
+    epoch reached, the per-epoch history and every variable of the model (weights, batch-norm
+    statistics, random-generator states of dropout and augmentation) and of its optimizer
+    (iteration counter, learning rate, moments)."""
+    import io
+
+    arrays = {"format": np.array(STATE_FORMAT), "epoch": np.array(int(epoch), dtype=np.int64)}
+    for key in ("val_accuracy", "val_loss", "loss", "accuracy"):
+        arrays[f"history_{key}"] = np.asarray(history.get(key, []), dtype=np.float64)
+    model_vars = [np.asarray(v.numpy()) for v in model.variables]
+    opt_vars = [np.asarray(v.numpy()) for v in model.optimizer.variables]
+    arrays["n_model"] = np.array(len(model_vars), dtype=np.int64)
+    arrays["n_optimizer"] = np.array(len(opt_vars), dtype=np.int64)
+    for i, v in enumerate(model_vars):
+        arrays[f"m{i}"] = v
+    for i, v in enumerate(opt_vars):
+        arrays[f"o{i}"] = v
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def unpack_state(state: bytes) -> tuple[int, dict, list, list]:
+    """``(epoch, history, model variables, optimizer variables)`` of :func:`pack_state`'s bytes."""
+    import io
+    import zipfile
+
+    try:
+        with np.load(io.BytesIO(state), allow_pickle=False) as z:
+            if "format" not in z.files or str(z["format"]) != STATE_FORMAT:
+                raise BadState("state: not an evonet training state")
+            epoch = int(z["epoch"])
+            history = {k: [float(v) for v in z[f"history_{k}"]] for k in ("val_accuracy", "val_loss", "loss",
+                                                                            "accuracy")}
+            model_vars = [z[f"m{i}"] for i in range(int(z["n_model"]))]
+            opt_vars = [z[f"o{i}"] for i in range(int(z["n_optimizer"]))]
+    except BadState:
+        raise
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, TypeError):
+        raise BadState("state: not an evonet training state (unreadable bytes)") from None
+    return epoch, history, model_vars, opt_vars
+
+
+def _restore(model, model_vars: list, opt_vars: list) -> None:
+    if len(model_vars) != len(model.variables) or any(
+            tuple(a.shape) != tuple(v.shape) for a, v in zip(model_vars, model.variables)):
+        raise BadState(f"state: its {len(model_vars)} model variables do not fit the genome's model "
+                       f"({len(model.variables)} variables); a state of another genome?")
+    for v, a in zip(model.variables, model_vars):
+        v.assign(a)
+    opt = model.optimizer
+    if not opt.built:
+        opt.build(model.trainable_variables)
+    if len(opt_vars) != len(opt.variables) or any(
+            tuple(a.shape) != tuple(v.shape) for a, v in zip(opt_vars, opt.variables)):
+        raise BadState(f"state: its {len(opt_vars)} optimizer variables do not fit the genome's optimizer "
+                       f"({len(opt.variables)} variables)")
+    for v, a in zip(opt.variables, opt_vars):
+        v.assign(a)
+
+
+def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed: int, to_epoch: int,
+                      state: bytes | None = None) -> tuple[EvalResult, bytes | None]:
+    """Train ``genome`` up to epoch ``to_epoch`` (a multi-fidelity rung), continuing ``state``.
+
+    ``state``: bytes from an earlier call's return (:func:`pack_state`: every model and
+    optimizer variable, the epoch reached, the history); None: from the first epoch. The model
+    is rebuilt from the genome (seeded by ``seed``: the same architecture), the state's
+    variables are assigned, and training goes on from the state's epoch to
+    ``min(to_epoch, the genome's own schedule)``, one epoch at a time: every epoch's sample
+    order comes from :func:`epoch_order` and the learning-rate schedule from the absolute
+    epoch, so 0 -> 1 -> 3 gives exactly the weights of 0 -> 3 (tests/test_fidelity_train.py).
+    No early stopping: the rungs are the early stopping. One thread, as every training.
+
+    Returns ``(result, state)``: ``result.fitness`` is the best validation accuracy over all
+    epochs so far; metrics ``params``, ``epochs`` (reached), ``from_epoch``, ``epochs_trained``
+    (in this call), ``best_epoch`` (1-based), ``val_loss`` (at the best epoch),
+    ``train_accuracy`` (last epoch). Never raises: a failed result (state None) says what
+    went wrong (too many parameters, a non-finite loss, a state that is not one or does not
+    fit the genome's model).
+    """
+    start = time.perf_counter()
+    try:
+        from evonet.problems.nas.models import build_model, gene, learning_rate_at
+        from evonet.tf_utils import import_keras
+
+        keras = import_keras()
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(int(seed) % (2**31))
+        user = not isinstance(model_kind, str)
+        model = model_kind.build(genome) if user else build_model(genome, model_kind, data.input_spec())
+        params = int(model.count_params())
+        if params > budget.max_params:
+            return failed(f"{params} parameters > max_params {budget.max_params}", time.perf_counter() - start), None
+        total = schedule_epochs(genome, model_kind, budget.epochs)
+        target = max(1, min(int(to_epoch), total))
+        history: dict = {"val_accuracy": [], "val_loss": [], "loss": [], "accuracy": []}
+        from_epoch = 0
+        if state is not None:
+            try:
+                from_epoch, history, model_vars, opt_vars = unpack_state(state)
+                _restore(model, model_vars, opt_vars)
+            except BadState as exc:
+                return failed(str(exc), time.perf_counter() - start), None
+        schedule = not user and gene(genome, "lr_schedule") != "constant"
+        batch = int(model_kind.batch_size) if user else int(gene(genome, "batch_size"))
+        x, y, n = data.x_train, data.y_train, len(data.y_train)
+        val = one_thread_batches(keras, data.x_val, data.y_val, 512)
+        validation = val if val is not None else (data.x_val, data.y_val)
+        for epoch in range(from_epoch, target):
+            keras.utils.set_random_seed((int(seed) + 7_919 * (epoch + 1)) % (2**31))
+            if schedule:
+                model.optimizer.learning_rate = float(learning_rate_at(genome, epoch, total))
+            order = epoch_order(seed, epoch, n)
+            train = one_thread_batches(keras, x[order], y[order], batch)
+            if train is None:
+                hist = model.fit(x[order], y[order], batch_size=batch, epochs=1, shuffle=False, verbose=0,
+                                 validation_data=validation)
+            else:
+                hist = model.fit(train, epochs=1, shuffle=False, verbose=0, validation_data=validation)
+            for key in history:
+                history[key].append(float(hist.history.get(key, [float("nan")])[-1]))
+            if not math.isfinite(history["loss"][-1]):
+                return failed(f"non-finite loss at epoch {epoch + 1}", time.perf_counter() - start,
+                              params=float(params)), None
+        acc = history["val_accuracy"]
+        if not acc or not all(math.isfinite(a) for a in acc):
+            return failed("non-finite validation accuracy", time.perf_counter() - start, params=float(params)), None
+        best = int(np.argmax(acc))
+        result = EvalResult(
+            fitness=float(acc[best]), weight=1,
+            metrics={"params": float(params), "epochs": float(len(acc)), "from_epoch": float(from_epoch),
+                     "epochs_trained": float(len(acc) - from_epoch), "best_epoch": float(best + 1),
+                     "val_loss": float(history["val_loss"][best]), "train_accuracy": float(history["accuracy"][-1])},
+            seconds=time.perf_counter() - start)
+        return result, pack_state(model, len(acc), history)
+    except Exception as exc:  # noqa: BLE001 - out of memory, bad shapes, anything: a failed evaluation
+        return failed(_message(exc), time.perf_counter() - start), None
