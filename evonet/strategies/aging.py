@@ -257,11 +257,18 @@ class AgingEvolution(Strategy):
     def population(self) -> list:
         return [self._individual(self.members[i]) for i in self.queue if self.members[i].results]
 
+    def reached(self) -> int:
+        """The highest rung with a successful result (the top one once any member got there)."""
+        rungs = [r for m in self.members for r, f in m.results.items() if f > WORST / 2]
+        return max(rungs) if rungs else self.top
+
     @property
     def hof(self) -> list:
-        """The best members that reached the top rung, best first, one per genome key."""
-        done = [m for m in self.members if m.results.get(self.top, WORST) > WORST / 2]
-        done.sort(key=lambda m: (-m.results[self.top], m.id))
+        """The best members of the top rung (of the highest rung reached, while none got to the
+        top: a search stopped early), best first, one per genome key."""
+        top = self.reached()
+        done = [m for m in self.members if m.results.get(top, WORST) > WORST / 2]
+        done.sort(key=lambda m: (-m.results[top], m.id))
         out, keys = [], set()
         for m in done:
             if m.key in keys:
@@ -277,8 +284,9 @@ class AgingEvolution(Strategy):
         return fit if len(fit) else np.array([WORST])
 
     def best_top(self) -> float:
-        """The best fitness at the top rung so far (``WORST``: none yet)."""
-        vals = [m.results[self.top] for m in self.members if self.top in m.results]
+        """The best fitness at the highest rung reached so far (``WORST``: none yet)."""
+        top = self.reached()
+        vals = [m.results[top] for m in self.members if top in m.results]
         return max(vals) if vals else WORST
 
     def rung_counts(self) -> list[int]:
