@@ -113,7 +113,9 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
     cross-validated to pick the final best. ``executor="ray"`` with ``workers`` and
     ``address``. ``stop``: the stop rules (``target_fitness``, ``stagnation``,
     ``max_seconds``, ``max_evaluations``). Any other keyword is a ``ga`` setting
-    (``cxpb=0.7``, ``mutation={...}``, ``hall_of_fame=4``). ``out``: the run directory
+    (``cxpb=0.7``, ``mutation={...}``, ``hall_of_fame=4``). ``algorithm="aging"``:
+    asynchronous aging evolution; with ``fidelity={"min_budget": 1, "max_budget": epochs}``
+    successive halving over epochs (docs/async.md). ``out``: the run directory
     (default ``runs/NAME-seedS-TIMESTAMP``)."""
     from evonet import config as config_mod
     from evonet.data.datasets import from_arrays
@@ -133,6 +135,10 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
           "final_games": 1}
     if objectives == "accuracy+params":
         ga["selection"] = {"name": "nsga2"}
+    if algorithm == "aging":  # asynchronous: a tournament of 4 from the population (docs/async.md)
+        ga["selection"] = {"name": "tournament",
+                           "tournsize": min(4, population) if isinstance(population, int) and population >= 1 else 4}
+        ga["cxpb"] = 0.0
     ga.update(ga_overrides)
     data = {
         "name": name, "seed": seed, "genome": "hyperparameters",

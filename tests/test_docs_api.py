@@ -1,6 +1,7 @@
 """docs/api.md's examples run as written: every ```python block, in order, in one namespace."""
 
 import re
+import json
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,11 @@ def test_the_search_page_api_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ns = run_blocks(DOC.with_name("search.md"), skip_with="runs/digits_search-...")  # that one needs a finished run
     assert (tmp_path / "runs" / "mine" / "summary.json").is_file() and ns["r"].best_hyperparameters
+
+
+def test_the_async_page_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ns = run_blocks(DOC.with_name("async.md"))
+    assert ns["r"].summary["utilization"] > 0 and ns["s"].best_hyperparameters
+    rungs = {json.loads(line)["budget"] for line in (tmp_path / "runs" / "aging-search" / "jobs.jsonl").read_text().splitlines()}
+    assert rungs == {1.0, 2.0, 4.0}
