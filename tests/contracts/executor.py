@@ -48,6 +48,20 @@ class ExecutorContract:
         executor.map(square, [1, 2, 3], on_result=seen.append)
         assert sorted(seen) == [1, 4, 9]
 
+    def test_streamed_tasks_come_back_by_ticket(self, executor):
+        assert 0 <= executor.idle() <= executor.workers
+        tickets = {executor.submit(square, x): x for x in range(5)}
+        bad = executor.submit(fails_on_three, 3, lambda task, msg: ("failed", task, msg))
+        assert len(set(tickets) | {bad}) == 6  # every ticket is new
+        got = {}
+        while len(got) < 6:
+            done = executor.wait()
+            assert done and all(t not in got for t, _ in done)
+            got.update(done)
+        assert {t: got[t] for t in tickets} == {t: x * x for t, x in tickets.items()}
+        assert got[bad][:2] == ("failed", 3) and "three is refused" in got[bad][2]
+        assert executor.map(square, [4, 5]) == [16, 25]  # map still works after streaming
+
     def test_shared_values_resolve_in_tasks(self, executor):
         handle = executor.share(np.arange(10.0))
         assert executor.map(add_shared, [(handle, 1.0), (handle, 2.0)]) == [46.0, 47.0]
