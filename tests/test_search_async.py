@@ -48,7 +48,7 @@ def write_config(tmp_path: Path, **ga) -> Path:
 
 def jobs(run_dir: Path) -> list:
     rows = [json.loads(line) for line in (run_dir / "jobs.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "t")} for r in rows]
 
 
 def test_sigkilled_multi_fidelity_search_resumes_exactly(tmp_path, subprocess_env):

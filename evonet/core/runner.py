@@ -67,6 +67,10 @@ class StoreLogger(Hook):
 
     def __init__(self, store: RunStore):
         self.store = store
+        self._t0, self._elapsed0 = time.perf_counter(), 0.0
+
+    def on_start(self, info: dict) -> None:
+        self._t0, self._elapsed0 = time.perf_counter(), float(info.get("elapsed") or 0.0)
 
     def on_generation(self, rec: dict, strategy) -> None:
         self.store.append_jsonl("logbook.jsonl", rec)
@@ -76,6 +80,7 @@ class StoreLogger(Hook):
         the job it continues, fitness, error, seconds, the problem's figures)."""
         self.store.append_jsonl("jobs.jsonl", {
             "job": job.id, "member": job.member, "rung": job.rung, "budget": job.budget, "parent": job.parent,
+            "t": round(self._elapsed0 + time.perf_counter() - self._t0, 3),  # evolution seconds when told
             "fitness": float(result.fitness) if result.error is None else None, "error": result.error,
             "seconds": round(float(result.seconds), 4), "cached": bool(result.metrics.get("cached")),
             "metrics": {k: float(v) for k, v in result.metrics.items() if k != "cached"},

@@ -370,8 +370,13 @@ def pack_state(model, epoch: int, history: dict) -> bytes:
         arrays[f"m{i}"] = v
     for i, v in enumerate(opt_vars):
         arrays[f"o{i}"] = v
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    import zipfile
+
+    buf = io.BytesIO()  # np.savez's layout, with a fixed timestamp: the same state, the same bytes
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for key, value in arrays.items():
+            with zf.open(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
     return buf.getvalue()
 
 
@@ -460,23 +465,41 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
         schedule = not user and gene(genome, "lr_schedule") != "constant"
         batch = int(model_kind.batch_size) if user else int(gene(genome, "batch_size"))
         x, y, n = data.x_train, data.y_train, len(data.y_train)
-        val = one_thread_batches(keras, data.x_val, data.y_val, 512)
-        validation = val if val is not None else (data.x_val, data.y_val)
-        for epoch in range(from_epoch, target):
-            keras.utils.set_random_seed((int(seed) + 7_919 * (epoch + 1)) % (2**31))
+        if target > from_epoch:
+            # one fit call for the epochs of this rung: every epoch's batches from epoch_order,
+            # the schedule's learning rate from the absolute epoch; XLA off (a rung is short: its
+            # compile time would outweigh the training)
+            model.jit_compile = False
+            callbacks = [_stop_on_nan(keras)]
             if schedule:
-                model.optimizer.learning_rate = float(learning_rate_at(genome, epoch, total))
-            order = epoch_order(seed, epoch, n)
-            train = one_thread_batches(keras, x[order], y[order], batch)
-            if train is None:
-                hist = model.fit(x[order], y[order], batch_size=batch, epochs=1, shuffle=False, verbose=0,
-                                 validation_data=validation)
+                callbacks.append(keras.callbacks.LearningRateScheduler(
+                    lambda e, lr: float(learning_rate_at(genome, e, total))))
+            orders = [epoch_order(seed, e, n) for e in range(from_epoch, target)]
+            steps = -(-n // batch)
+            val = one_thread_batches(keras, data.x_val, data.y_val, 512)
+            validation = val if val is not None else (data.x_val, data.y_val)
+            train = None
+            for order in orders:
+                part = one_thread_batches(keras, x[order], y[order], batch)
+                if part is None:
+                    break
+                train = part if train is None else train.concatenate(part)
+            if train is None:  # another backend: numpy arrays, one fit per epoch
+                for e, order in zip(range(from_epoch, target), orders):
+                    hist = model.fit(x[order], y[order], batch_size=batch, epochs=e + 1, initial_epoch=e, shuffle=False,
+                                     verbose=0, validation_data=validation, callbacks=callbacks)
+                    for key in history:
+                        history[key].append(float(hist.history.get(key, [float("nan")])[-1]))
             else:
-                hist = model.fit(train, epochs=1, shuffle=False, verbose=0, validation_data=validation)
-            for key in history:
-                history[key].append(float(hist.history.get(key, [float("nan")])[-1]))
-            if not math.isfinite(history["loss"][-1]):
-                return failed(f"non-finite loss at epoch {epoch + 1}", time.perf_counter() - start,
+                hist = model.fit(train, epochs=target, initial_epoch=from_epoch, steps_per_epoch=steps, shuffle=False,
+                                 verbose=0, validation_data=validation, callbacks=callbacks)
+                for key in history:
+                    vals = hist.history.get(key, [])
+                    history[key].extend(float(v) for v in vals)
+                    history[key].extend([float("nan")] * (target - from_epoch - len(vals)))
+            bad = [i for i, v in enumerate(history["loss"]) if not math.isfinite(v)]
+            if bad:
+                return failed(f"non-finite loss at epoch {bad[0] + 1}", time.perf_counter() - start,
                               params=float(params)), None
         acc = history["val_accuracy"]
         if not acc or not all(math.isfinite(a) for a in acc):

@@ -516,7 +516,7 @@ class HyperparamProblem(Problem):
         for key, res in self.cache.items():
             h, _, budget = key.partition("@")
             row = {"hash": h, "first_generation": self.first_seen.get(key), "fitness": res.fitness,
-                   "params": res.metrics.get("params"), "error": res.error,
+                   "params": res.metrics.get("params"), "epochs": res.metrics.get("epochs"), "error": res.error,
                    "seconds": round(res.seconds, 3), "genome": self.genomes_by_hash.get(h)}
             if budget:
                 row["budget"] = float(budget)

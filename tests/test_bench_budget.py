@@ -1,0 +1,64 @@
+"""The equal-budget benchmark: every method's search stopped at the wall-clock budget, the same
+refit / test protocol, the JSON schema, the table and the plot; bad arguments are one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evonet.bench import budget as b
+from evonet.cli import main
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--budget-s", "0"], "--budget-s: must be > 0"),
+    (["--budget-s", "5", "--methods", "evonet,nope"], "--methods: unknown method 'nope'"),
+    (["--budget-s", "5", "--seeds", "0,x"], "--seeds: expected comma-separated integers"),
+    (["--budget-s", "5", "--seeds", "1,1"], "--seeds: expected distinct integers"),
+    (["--budget-s", "5", "--dataset", "cifar"], "--dataset: unknown dataset 'cifar'"),
+])
+def test_bad_arguments_are_one_line_errors(capsys, argv, fragment):
+    assert main(["bench", "search", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+
+
+def test_the_optuna_adapter_asks_the_trial_for_the_declared_ranges():
+    optuna = pytest.importorskip("optuna")
+    trial = optuna.trial.FixedTrial({"layers": 2, "units_0": 32, "units_1": 100, "activation": "elu",
+                                     "dropout": True, "rate": 0.2, "lr": 0.001})
+    hp = b.OptunaHP(trial)
+    build = b.build_function("digits", (8, 8), 10)
+    model = build(hp)
+    assert hp.values == {"layers": 2, "units_0": 32, "activation": "elu", "dropout": True, "rate": 0.2,
+                         "units_1": 100, "lr": 0.001}
+    assert model.count_params() > 0
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):  # every suggestion within the declared range and on its scale
+        t = study.ask()
+        b.build_function("digits", (8, 8), 10)(b.OptunaHP(t))
+        assert 1 <= t.params["layers"] <= 3 and 16 <= t.params["units_0"] <= 256 and 1e-4 <= t.params["lr"] <= 1e-2
+        assert t.distributions["units_0"].log and t.distributions["lr"].log
+        assert t.params["activation"] in ("relu", "elu", "tanh") and t.params["dropout"] in (False, True)
+
+
+def test_a_tiny_budget_run_gives_the_json_the_table_and_the_plot(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    pytest.importorskip("keras_tuner")
+    methods = "evonet,kt_random,optuna_tpe_hyperband"
+    assert main(["bench", "search", "--budget-s", "12", "--seeds", "0", "--dataset", "digits", "--epochs", "3",
+                 "--methods", methods, "--parallel", "2", "--out", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["budget_s"] == 12 and out["dataset"] == "digits" and out["seeds"] == [0]
+    assert set(out["methods"]) == set(methods.split(","))
+    for name, r in out["methods"].items():
+        assert set(r) >= {"test_accuracy", "median_test_accuracy", "median_val_accuracy", "trainings",
+                          "epochs_trained", "utilization"}
+        assert 0.1 < r["median_test_accuracy"] <= 1 and r["trainings"][0] >= 1 and r["epochs_trained"][0] >= 1
+        assert 0 < r["utilization"][0] <= 1
+        row = json.loads((tmp_path / f"{name}-seed0.json").read_text())
+        assert row["trace"] and all(t <= 12 for t, _ in row["trace"])  # nothing after the budget counts
+        assert [a for _, a in row["trace"]] == sorted(a for _, a in row["trace"])  # best so far
+    assert (tmp_path / "best_val_vs_time.png").stat().st_size > 5000
+    assert "| method | median test |" in (tmp_path / "table.md").read_text()
