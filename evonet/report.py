@@ -263,6 +263,7 @@ def plot_learning_curves(jobs: list[dict], path: Path, title: str) -> Path | Non
     for r in range(top + 1):
         ax.plot([], [], "-o", color=cmap(r / max(1, top)), label=f"reached rung {r}")
     ax.set_xscale("log")
+    ax.minorticks_off()
     budgets = sorted({b for pts in by_member.values() for b, _, _ in pts})
     ax.set_xticks(budgets)
     ax.set_xticklabels([f"{b:g}" for b in budgets])
