@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evonet.core.loop import LoopState, RunResult, _call, diversity, final_choice
+from evonet.core.loop import LoopState, RunResult, _call, base_record, final_choice
 from evonet.core.stopping import Stop, StoppingRules
 from evonet.core.strategy import WORST
 
@@ -177,23 +177,9 @@ def run_async(strategy, problem, executor, generations: int, chunk: int, final_g
         fit = ok if len(ok) else fit
         top = strategy.best_top()
         counts = strategy.rung_counts()
-        record = {
-            "gen": strategy.generation,
-            "evals": len(results),
-            "games": int(sum(r.weight for r in results)),
-            "best": float(top if top > WORST / 2 else fit.max()),
-            "mean": float(fit.mean()),
-            "std": float(fit.std()),
-            "min": float(fit.min()),
-            "diversity": diversity(strategy),
-            "failed": sum(r.error is not None for r in results),
-            "seconds": round(dt, 4),
-            "evals_per_s": round(len(results) / dt, 2) if dt > 0 else float("inf"),
-            "elapsed": round(state.elapsed, 3),
-            "utilization": round(busy_period / (workers * dt), 4) if dt > 0 else 0.0,
-            "jobs": int(strategy.told),
-            "promotions": int(strategy.promotions),
-        }
+        record = base_record(strategy.generation, results, fit, top if top > WORST / 2 else fit.max(), strategy, dt,
+                             state.elapsed, busy_period, workers)
+        record.update(jobs=int(strategy.told), promotions=int(strategy.promotions))
         if strategy.budgets is not None:
             record["rungs"] = counts
         record.update(problem.record_metrics(results, dt))

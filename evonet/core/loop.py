@@ -89,6 +89,27 @@ class LoopState:
         )
 
 
+def base_record(gen: int, results, fit: np.ndarray, best: float, strategy, dt: float, elapsed: float, busy: float,
+                workers: int) -> dict:
+    """The loop's own fields of a logbook record (both loops): evaluations, fitness statistics
+    of the population, diversity, failures, timing and worker utilization."""
+    return {
+        "gen": int(gen),
+        "evals": len(results),
+        "games": int(sum(r.weight for r in results)),
+        "best": float(best),
+        "mean": float(fit.mean()),
+        "std": float(fit.std()),
+        "min": float(fit.min()),
+        "diversity": diversity(strategy),
+        "failed": sum(r.error is not None for r in results),
+        "seconds": round(dt, 4),
+        "evals_per_s": round(len(results) / dt, 2) if dt > 0 else float("inf"),
+        "elapsed": round(elapsed, 3),
+        "utilization": round(busy / (workers * dt), 4) if dt > 0 else 0.0,
+    }
+
+
 def evaluate(problem, executor, genomes: np.ndarray, generation: int, chunk: int,
              on_result: Callable[[int], None] | None = None, **task_kw) -> list[EvalResult]:
     """Evaluate genomes (n, n_genes) through ``executor.map``; results in genome order.
@@ -194,25 +215,10 @@ def run_evolution(strategy, problem, executor, generations: int, chunk: int, fin
             fit = strategy.fitnesses()
             ok = fit[fit > WORST / 2]  # failed evaluations hold the worst fitness: no statistic of them
             fit = ok if len(ok) else fit
-            games = sum(r.weight for r in results)
             busy = float(sum(r.seconds for r in results))
             busy0 += busy
             extra["busy"], extra["wall"] = busy0, wall0 + (time.perf_counter() - session_start)
-            record = {
-                "gen": gen,
-                "evals": len(results),
-                "games": int(games),
-                "best": float(fit.max()),
-                "mean": float(fit.mean()),
-                "std": float(fit.std()),
-                "min": float(fit.min()),
-                "diversity": diversity(strategy),
-                "failed": sum(r.error is not None for r in results),
-                "seconds": round(dt, 4),
-                "evals_per_s": round(len(results) / dt, 2) if dt > 0 else float("inf"),
-                "elapsed": round(state.elapsed, 3),
-                "utilization": round(busy / (workers * dt), 4) if dt > 0 else 0.0,
-            }
+            record = base_record(gen, results, fit, float(fit.max()), strategy, dt, state.elapsed, busy, workers)
             record.update(problem.record_metrics(results, dt))  # the problem's own fields
             rules.update(record)
             stop = stop_after(record)

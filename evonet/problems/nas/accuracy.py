@@ -401,22 +401,19 @@ def unpack_state(state: bytes) -> tuple[int, dict, list, list]:
     return epoch, history, model_vars, opt_vars
 
 
+def _assign(variables, arrays: list, what: str) -> None:
+    if len(arrays) != len(variables) or any(tuple(a.shape) != tuple(v.shape) for a, v in zip(arrays, variables)):
+        raise BadState(f"state: its {len(arrays)} {what} variables do not fit the genome's {what} "
+                       f"({len(variables)} variables); a state of another genome?")
+    for v, a in zip(variables, arrays):
+        v.assign(a)
+
+
 def _restore(model, model_vars: list, opt_vars: list) -> None:
-    if len(model_vars) != len(model.variables) or any(
-            tuple(a.shape) != tuple(v.shape) for a, v in zip(model_vars, model.variables)):
-        raise BadState(f"state: its {len(model_vars)} model variables do not fit the genome's model "
-                       f"({len(model.variables)} variables); a state of another genome?")
-    for v, a in zip(model.variables, model_vars):
-        v.assign(a)
-    opt = model.optimizer
-    if not opt.built:
-        opt.build(model.trainable_variables)
-    if len(opt_vars) != len(opt.variables) or any(
-            tuple(a.shape) != tuple(v.shape) for a, v in zip(opt_vars, opt.variables)):
-        raise BadState(f"state: its {len(opt_vars)} optimizer variables do not fit the genome's optimizer "
-                       f"({len(opt.variables)} variables)")
-    for v, a in zip(opt.variables, opt_vars):
-        v.assign(a)
+    _assign(model.variables, model_vars, "model")
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    _assign(model.optimizer.variables, opt_vars, "optimizer")
 
 
 def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed: int, to_epoch: int,
