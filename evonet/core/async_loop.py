@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from evonet.core.loop import LoopState, RunResult, _call, base_record, final_choice
+from evonet.core.loop import LoopState, RunResult, _call, base_record, commit_record, final_choice
 from evonet.core.stopping import Stop, StoppingRules
 from evonet.core.strategy import WORST
 
@@ -187,15 +187,7 @@ def run_async(strategy, problem, executor, generations: int, chunk: int, final_g
         stop = rules.check(record, state.evaluations, state.elapsed)
         if stop is None and strategy.told >= total:
             stop = Stop("generations", f"all {generations} generations done", int(record["gen"]))
-        if stop is not None and stop.rule != "generations":
-            record["stop"] = stop.reason
-        state.logbook.append(record)
-        state.stopping = rules.get_state()
-        state.stop = None if stop is None else stop.to_dict()
-        state.results = results
-        state.last = stop is not None
-        _call(hooks, "on_generation", record, strategy)
-        _call(hooks, "after_generation", state, strategy)
+        commit_record(state, record, results, stop, rules, hooks, strategy)
         period_results, busy_period, t_period = [], 0.0, time.perf_counter()
         return stop
 

@@ -145,6 +145,19 @@ def evaluate(problem, executor, genomes: np.ndarray, generation: int, chunk: int
     return out
 
 
+def commit_record(state: LoopState, record: dict, results, stop: Stop | None, rules, hooks, strategy) -> None:
+    """A finished generation (or asynchronous period) into the loop state, then the hooks."""
+    if stop is not None and stop.rule != "generations":
+        record["stop"] = stop.reason
+    state.logbook.append(record)
+    state.stopping = rules.get_state()
+    state.stop = None if stop is None else stop.to_dict()
+    state.results = results
+    state.last = stop is not None
+    _call(hooks, "on_generation", record, strategy)
+    _call(hooks, "after_generation", state, strategy)
+
+
 def _call(hooks, name, *args):
     for hook in hooks:
         getattr(hook, name)(*args)
@@ -222,15 +235,7 @@ def run_evolution(strategy, problem, executor, generations: int, chunk: int, fin
             record.update(problem.record_metrics(results, dt))  # the problem's own fields
             rules.update(record)
             stop = stop_after(record)
-            if stop is not None and stop.rule != "generations":
-                record["stop"] = stop.reason
-            state.logbook.append(record)
-            state.stopping = rules.get_state()
-            state.stop = None if stop is None else stop.to_dict()
-            state.results = results
-            state.last = stop is not None
-            _call(hooks, "on_generation", record, strategy)
-            _call(hooks, "after_generation", state, strategy)
+            commit_record(state, record, results, stop, rules, hooks, strategy)
     except KeyboardInterrupt:
         _call(hooks, "on_interrupt", state)
         raise

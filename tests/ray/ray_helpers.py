@@ -156,6 +156,31 @@ def start_files(piddir) -> list[tuple[int, int]]:
     return sorted(out)
 
 
+def kill_worker_at_start(piddir, n: int):
+    """A thread that SIGKILLs the worker of the ``n``-th evaluation start (mid-task); returns
+    ``(killed, thread)``: ``killed`` gets ``pid`` and ``after`` (starts seen); set
+    ``killed["stop"]`` and join the thread when the run is over."""
+    import signal
+    import threading
+
+    killed: dict = {}
+
+    def killer():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed.get("stop"):
+            starts = start_files(piddir)
+            if len(starts) >= n:
+                _, pid = starts[-1]
+                os.kill(pid, signal.SIGKILL)
+                killed.update(pid=pid, after=len(starts))
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    return killed, thread
+
+
 def max_overlap(spans) -> int:
     """The largest number of (start, end) spans open at one time."""
     events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda ev: (ev[0], ev[1]))

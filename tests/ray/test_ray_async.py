@@ -1,11 +1,6 @@
 """Asynchronous evolution on Ray workers: the reproducible mode gives the local executor's
 search, bit for bit, also when a worker is killed under a job (its job runs again)."""
 
-import os
-import signal
-import threading
-import time
-
 import pytest
 
 import ray_helpers as h
@@ -33,21 +28,7 @@ def test_reproducible_aging_on_ray_with_a_killed_worker_equals_the_local_run(ray
     cfg = h.tiny_config(*AGING, "executor.kind=ray", "executor.workers=2")
     base = make_problem(cfg)
     problem = h.MarkedProblem(base, tmp_path, delay=0.3)
-    killed = {}
-
-    def killer():
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed.get("stop"):
-            starts = h.start_files(tmp_path)
-            if len(starts) >= 6:  # mid-run: a job is under way on that worker
-                _, pid = starts[-1]
-                os.kill(pid, signal.SIGKILL)
-                killed.update(pid=pid)
-                return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
+    killed, thread = h.kill_worker_at_start(tmp_path, 6)  # mid-run: a job is under way on that worker
     try:
         with RayExecutor.from_config(cfg.executor) as ex:
             log, result = evolve_async(cfg, ex, problem)

@@ -138,21 +138,8 @@ def test_worker_killed_mid_generation_same_results_as_undisturbed(ray_session, t
     cfg = h.tiny_config("executor.kind=ray", "executor.workers=2")
     base = make_problem(cfg)
     problem = h.MarkedProblem(base, tmp_path, delay=0.5)
-    killed = {}
-
-    def killer():
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed.get("stop"):
-            starts = h.start_files(tmp_path)
-            if len(starts) >= 3:  # generation 0 had 2 tasks: this one is in generation 1, mid-task
-                _, pid = starts[-1]
-                os.kill(pid, signal.SIGKILL)
-                killed.update(pid=pid, after=len(starts))
-                return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
+    # generation 0 had 2 tasks: the 3rd start is in generation 1, mid-task
+    killed, thread = h.kill_worker_at_start(tmp_path, 3)
     try:
         with RayExecutor.from_config(cfg.executor) as ex:
             log, result = h.evolve(cfg, ex, problem)
