@@ -23,6 +23,10 @@ training epoch to ``recorder``):
 * ``optuna_tpe_hyperband``: Optuna's TPE sampler with its Hyperband pruner (validation
   accuracy reported every epoch), ``build_model`` through :class:`OptunaHP`.
 
+The work under way when the budget ends is finished, not cut: the epoch of KerasTuner and
+Optuna, the job (a rung's epochs) or generation of evonet; its result may be the one chosen,
+but the traces (and the plot) count only what finished within the budget.
+
 Ray Tune's ASHA and DEHB are not in this harness yet (docs/search.md says so).
 """
 
@@ -165,12 +169,13 @@ def _evonet(build_model, data, budget_s, epochs, seed, workdir, recorder, aging:
     if aging:
         jobs = [json.loads(line) for line in (run / "jobs.jsonl").read_text().splitlines()]
         for j in jobs:
-            if j.get("fitness") is not None and j.get("t") is not None:
+            if j.get("fitness") is not None and j.get("t") is not None and j["t"] <= budget_s:
                 recorder.trace.append((float(j["t"]), float(j["fitness"])))
         epochs_trained = sum(j["metrics"].get("epochs_trained", 0) for j in jobs)
     else:
         for rec in (json.loads(line) for line in (run / "logbook.jsonl").read_text().splitlines()):
-            recorder.trace.append((float(rec["elapsed"]), float(rec["best"])))
+            if rec["elapsed"] <= budget_s:
+                recorder.trace.append((float(rec["elapsed"]), float(rec["best"])))
         epochs_trained = sum(r.get("epochs") or 0 for r in rows)
     return {"values": s.best_hyperparameters, "val_accuracy": best.get("search_fitness"),
             "best_epoch": best.get("best_epoch"), "trainings": int(best.get("trainings", len(rows))),
