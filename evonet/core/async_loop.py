@@ -212,6 +212,8 @@ def run_async(strategy, problem, executor, generations: int, chunk: int, final_g
             if tell_ready() == 0:
                 if inflight:
                     for ticket, results in executor.wait():  # a task's results: one per genome
+                        if ticket not in inflight:  # not this loop's (a task abandoned earlier)
+                            continue
                         job, plan = inflight.pop(ticket)
                         arrived(job, results[0], plan)
                     tell_ready()
