@@ -227,9 +227,6 @@ def run_async(strategy, problem, executor, generations: int, chunk: int, final_g
     except KeyboardInterrupt:
         _call(hooks, "on_interrupt", state)
         raise
-    extra["utilization"] = round(float(extra["busy"]) / (workers * float(extra["wall"])), 4) \
-        if float(extra["wall"]) > 0 else 0.0
-    extra["workers"] = workers
     result = final_choice(strategy, problem, executor, chunk, final_games, state, stop)
     _call(hooks, "on_end", result)
     return result

@@ -38,6 +38,7 @@ from deap import base
 
 from evonet.core.strategy import WORST, Strategy
 from evonet.core.types import EvalResult
+from evonet.strategies.ga import _jsonable_state
 from evonet.strategies.operators import deap_random, individual_class, register_operators
 
 
@@ -321,7 +322,7 @@ class AgingEvolution(Strategy):
             "next_id": self.next_id, "told": self.told, "promotions": self.promotions,
             "generation": self.generation,
             "budgets": self.budgets, "eta": self.eta, "brackets": self.brackets,
-            "rng": _jsonable(self.rng.bit_generator.state),
+            "rng": _jsonable_state(self.rng.bit_generator.state),
         }
 
     def set_state(self, state: dict) -> None:
@@ -352,12 +353,3 @@ class AgingEvolution(Strategy):
         self.generation = int(state["generation"])
         self.rng.bit_generator.state = state["rng"]
 
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
