@@ -21,13 +21,20 @@ training epoch to ``recorder``):
   BayesianOptimization, run on ``build_model`` directly; stopped at the budget by a callback
   that ends the current training and closes the oracle;
 * ``optuna_tpe_hyperband``: Optuna's TPE sampler with its Hyperband pruner (validation
-  accuracy reported every epoch), ``build_model`` through :class:`OptunaHP`.
+  accuracy reported every epoch), ``build_model`` through :class:`OptunaHP`;
+* ``ray_tune_asha``: Ray Tune's ASHA scheduler (grace period 1 epoch, reduction factor 3)
+  over random configurations (``build_model`` answered by evonet's seeded random draw of each
+  declaration), one trial at a time on one CPU, actors reused; it starts a one-CPU Ray
+  instance (on machines where Ray must not bind to outside interfaces, run the benchmark in
+  a loopback-only network namespace).
 
 The work under way when the budget ends is finished, not cut: the epoch of KerasTuner and
 Optuna, the job (a rung's epochs) or generation of evonet; its result may be the one chosen,
-but the traces (and the plot) count only what finished within the budget.
+but the traces (and the plot) count only what finished within the budget. Ray Tune stops its
+trials at the budget (``time_budget_s``).
 
-Ray Tune's ASHA and DEHB are not in this harness yet (docs/search.md says so).
+DEHB is not in the harness: its release (0.1.2) requires numpy < 2, which TensorFlow 2.21
+and evonet do not run with.
 """
 
 from __future__ import annotations
@@ -295,6 +302,89 @@ def run_optuna_tpe_hyperband(build_model, data, budget_s, epochs, seed, workdir,
             "epochs_trained": busy["epochs"], "busy_s": busy["s"]}
 
 
+def _asha_trial(config: dict, build_model=None, data=None, epochs=10, seed=0, trace_path="", t0=0.0):
+    """One Ray Tune trial: a random configuration (drawn from ``config["draw"]``), trained an
+    epoch at a time, validation accuracy reported to Tune after every epoch (ASHA stops it)."""
+    from ray import tune
+
+    from evonet.problems.nas.hp import HyperParameters
+    from evonet.tf_utils import import_keras
+
+    keras = import_keras()
+    start = time.time()
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(config["draw"])]))
+    hp = HyperParameters(_chooser=lambda g: g.decode(float(rng.random())))
+    keras.backend.clear_session()
+    keras.utils.set_random_seed((seed * 100_003 + int(config["draw"])) % (2**31))
+    model = build_model(hp)
+    val = _batches(keras, data["x_val"], data["y_val"])
+    train = _batches(keras, data["x_train"], data["y_train"], seed=seed + int(config["draw"]) % 1000)
+    with open(trace_path, "a") as log:
+        log.write(json.dumps({"draw": int(config["draw"]), "values": hp.values}) + "\n")
+        for epoch in range(epochs):
+            h = model.fit(*train, validation_data=val[0] if len(val) == 1 else val, epochs=epoch + 1,
+                          initial_epoch=epoch, verbose=0)
+            acc = float(h.history["val_accuracy"][-1])
+            now = time.time()
+            log.write(json.dumps({"draw": int(config["draw"]), "epoch": epoch + 1, "t": now - t0, "acc": acc,
+                                  "busy": now - start}) + "\n")
+            log.flush()
+            start = now
+            tune.report({"val_accuracy": acc, "epoch": epoch + 1})
+
+
+def run_ray_tune_asha(build_model, data, budget_s, epochs, seed, workdir, recorder) -> dict:
+    """Ray Tune's ASHA scheduler (asynchronous successive halving, grace period 1 epoch,
+    reduction factor 3) over random configurations of ``build_model``, one trial at a time on
+    one CPU, actors reused (TensorFlow imported once), stopped by Tune's ``time_budget_s``.
+    Starts a one-CPU Ray instance (run it inside a loopback-only network namespace where Ray
+    must not bind to outside interfaces)."""
+    try:
+        import ray
+        from ray import tune
+        from ray.tune.schedulers import ASHAScheduler
+        from ray.tune.search import BasicVariantGenerator
+    except ImportError as exc:
+        raise DependencyNotInstalled(f"--methods ray_tune_asha: needs Ray Tune: pip install -e '.[bench]' ({exc})") \
+            from None
+    trace_path = Path(workdir) / "asha_trace.jsonl"
+    trace_path.touch()
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}})
+    try:
+        trainable = tune.with_resources(
+            tune.with_parameters(_asha_trial, build_model=build_model, data=data, epochs=epochs, seed=seed,
+                                 trace_path=str(trace_path), t0=time.time() - recorder.elapsed()),
+            {"cpu": 1})
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=1, reduction_factor=3)
+        tuner = tune.Tuner(
+            trainable, param_space={"draw": tune.randint(0, 2**31 - 1)},
+            tune_config=tune.TuneConfig(metric="val_accuracy", mode="max", scheduler=scheduler, num_samples=-1,
+                                        time_budget_s=max(1.0, budget_s - recorder.elapsed()), reuse_actors=True,
+                                        search_alg=BasicVariantGenerator(max_concurrent=1, random_state=seed)),
+            run_config=tune.RunConfig(storage_path=str(Path(workdir) / "tune"), name="asha", verbose=0))
+        tuner.fit()
+    finally:
+        ray.shutdown()
+    values, best, busy, epochs_done = {}, (-1.0, 0, None), 0.0, 0
+    for line in trace_path.read_text().splitlines():
+        row = json.loads(line)
+        if "values" in row:
+            values[row["draw"]] = row["values"]
+            continue
+        epochs_done += 1
+        busy += row["busy"]
+        if row["t"] <= budget_s:
+            recorder.trace.append((round(row["t"], 3), row["acc"]))
+        if row["acc"] > best[0]:
+            best = (row["acc"], row["epoch"], row["draw"])
+    if best[2] is None:
+        raise RuntimeError("ray_tune_asha: no trial finished an epoch within the budget")
+    return {"values": values[best[2]], "val_accuracy": best[0], "best_epoch": best[1], "trainings": len(values),
+            "epochs_trained": epochs_done, "busy_s": busy}
+
+
 METHODS: dict[str, Callable] = {
     "evonet": run_evonet,
     "evonet_ga": run_evonet_ga,
@@ -302,9 +392,10 @@ METHODS: dict[str, Callable] = {
     "kt_hyperband": run_kt_hyperband,
     "kt_bayesian": run_kt_bayesian,
     "optuna_tpe_hyperband": run_optuna_tpe_hyperband,
+    "ray_tune_asha": run_ray_tune_asha,
 }
 REQUIRES = {"kt_random": "keras_tuner", "kt_hyperband": "keras_tuner", "kt_bayesian": "keras_tuner",
-            "optuna_tpe_hyperband": "optuna"}
+            "optuna_tpe_hyperband": "optuna", "ray_tune_asha": "pyarrow"}  # pyarrow: one of ray[tune]'s
 
 
 # ----------------------------------------------------------------------------- one (method, seed)
