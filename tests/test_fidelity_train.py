@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evonet.problems.nas import accuracy
 from evonet.problems.nas.accuracy import TrainBudget, train_genome_rung
 from evonet.problems.nas.space import SearchSpace, resolve_space_path
 
@@ -45,15 +46,26 @@ def weights_of(state: bytes) -> list:
     return model_vars + opt_vars
 
 
+@pytest.fixture(params=[4, 0], ids=["live-model", "rebuilt-from-state"])
+def live(request):
+    """Continuations on the live model of the same process, or rebuilt from the state."""
+    old = accuracy.keep_live_models(request.param)
+    yield request.param
+    accuracy.keep_live_models(old)
+
+
 @pytest.mark.parametrize("genes", [
     {"dropout": 0.3},                                              # dropout's random state continues
     {"dropout": 0.0, "lr_schedule": "cosine", "batch_norm": True},  # the schedule's absolute epoch
 ])
-def test_continued_training_equals_one_straight_training(digits, genes):
+def test_continued_training_equals_one_straight_training(digits, genes, live):
     g = genome(**genes)
     straight, s3 = train_genome_rung(g, "mlp", digits, BUDGET, 11, 3)
     first, s1 = train_genome_rung(g, "mlp", digits, BUDGET, 11, 1)
+    other, _ = train_genome_rung(genome(units_1=40), "mlp", digits, BUDGET, 12, 1)  # another model between
+    assert (accuracy._live_key(g, 11, s1) in accuracy._LIVE) == bool(live)
     cont, s13 = train_genome_rung(g, "mlp", digits, BUDGET, 11, 3, state=s1)
+    assert accuracy._live_key(g, 11, s1) not in accuracy._LIVE
     assert straight.error is None and cont.error is None
     assert first.metrics["epochs"] == 1 and cont.metrics["from_epoch"] == 1 and cont.metrics["epochs_trained"] == 2
     assert cont.fitness == straight.fitness and cont.metrics == {**straight.metrics, "from_epoch": 1.0,
@@ -62,6 +74,20 @@ def test_continued_training_equals_one_straight_training(digits, genes):
     assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
     again, s3b = train_genome_rung(g, "mlp", digits, BUDGET, 11, 3)
     assert s3b == s3 and again.fitness == straight.fitness  # deterministic, byte for byte
+
+
+def test_a_live_model_is_kept_only_for_its_own_state_and_within_the_limit(digits, live):
+    g = genome(dropout=0.1)
+    _, s1 = train_genome_rung(g, "mlp", digits, BUDGET, 4, 1)
+    _, s2 = train_genome_rung(g, "mlp", digits, BUDGET, 4, 2, state=s1)
+    # s1 again (its model went on to epoch 2): rebuilt from s1, the same bits as the first time
+    again, s2b = train_genome_rung(g, "mlp", digits, BUDGET, 4, 2, state=s1)
+    assert s2b == s2 and again.metrics["from_epoch"] == 1
+    for seed in range(6):
+        train_genome_rung(g, "mlp", digits, BUDGET, 100 + seed, 1)
+    assert len(accuracy._LIVE) <= live and accuracy._live_key(g, 4, s2) not in accuracy._LIVE
+    end, s6 = train_genome_rung(g, "mlp", digits, BUDGET, 4, 6, state=s2b)  # the schedule's end: not kept
+    assert end.metrics["epochs"] == 6 and accuracy._live_key(g, 4, s6) not in accuracy._LIVE
 
 
 def test_a_state_made_in_another_process_continues_here(digits, tmp_path):

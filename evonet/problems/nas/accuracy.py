@@ -26,8 +26,10 @@ of ``1 / (train + validation)`` instead of ``1 / validation``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -416,6 +418,25 @@ def _restore(model, model_vars: list, opt_vars: list) -> None:
     _assign(model.optimizer.variables, opt_vars, "optimizer")
 
 
+#: how many models a process keeps alive after their rung (0: none); see :func:`train_genome_rung`
+LIVE_MODELS = 16
+_LIVE: "OrderedDict[tuple, tuple]" = OrderedDict()
+
+
+def _live_key(genome: dict, seed: int, state: bytes) -> tuple:
+    return (hashlib.sha256(state).hexdigest(), repr(sorted(genome.items())), int(seed))
+
+
+def keep_live_models(n: int) -> int:
+    """Keep up to ``n`` trained models alive in this process for their next rung (0: keep
+    none, every continuation rebuilds its model from the state); returns the previous limit."""
+    global LIVE_MODELS
+    old, LIVE_MODELS = LIVE_MODELS, max(0, int(n))
+    while len(_LIVE) > LIVE_MODELS:
+        _LIVE.popitem(last=False)
+    return old
+
+
 def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed: int, to_epoch: int,
                       state: bytes | None = None) -> tuple[EvalResult, bytes | None]:
     """Train ``genome`` up to epoch ``to_epoch`` (a multi-fidelity rung), continuing ``state``.
@@ -428,6 +449,13 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
     order comes from :func:`epoch_order` and the learning-rate schedule from the absolute
     epoch, so 0 -> 1 -> 3 gives exactly the weights of 0 -> 3 (tests/test_fidelity_train.py).
     No early stopping: the rungs are the early stopping. One thread, as every training.
+
+    A process keeps its last :data:`LIVE_MODELS` trained models alive, keyed by (the hash of
+    the state they returned, genome, seed): a continuation of one of them on the same process
+    trains that model on (its variables are the state's, and its traced training and
+    validation functions are reused), which saves the build, the restore and the tracing of
+    every rung but the first; anywhere else the model is rebuilt from the state. Both give
+    the same bits (tests/test_fidelity_train.py).
 
     Returns ``(result, state)``: ``result.fitness`` is the best validation accuracy over all
     epochs so far; metrics ``params``, ``epochs`` (reached), ``from_epoch``, ``epochs_trained``
@@ -442,10 +470,19 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
         from evonet.tf_utils import import_keras
 
         keras = import_keras()
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(int(seed) % (2**31))
         user = not isinstance(model_kind, str)
-        model = model_kind.build(genome) if user else build_model(genome, model_kind, data.input_spec())
+        live = None
+        if state is not None and LIVE_MODELS > 0:
+            entry = _LIVE.pop(_live_key(genome, seed, state), None)
+            if entry is not None and entry[0] is model_kind:
+                live = entry[1]
+        if live is None:
+            keras.backend.clear_session()
+        keras.utils.set_random_seed(int(seed) % (2**31))
+        if live is not None:
+            model = live
+        else:
+            model = model_kind.build(genome) if user else build_model(genome, model_kind, data.input_spec())
         params = int(model.count_params())
         if params > budget.max_params:
             return failed(f"{params} parameters > max_params {budget.max_params}", time.perf_counter() - start), None
@@ -456,7 +493,8 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
         if state is not None:
             try:
                 from_epoch, history, model_vars, opt_vars = unpack_state(state)
-                _restore(model, model_vars, opt_vars)
+                if live is None:
+                    _restore(model, model_vars, opt_vars)
             except BadState as exc:
                 return failed(str(exc), time.perf_counter() - start), None
         schedule = not user and gene(genome, "lr_schedule") != "constant"
@@ -508,6 +546,11 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
                      "epochs_trained": float(len(acc) - from_epoch), "best_epoch": float(best + 1),
                      "val_loss": float(history["val_loss"][best]), "train_accuracy": float(history["accuracy"][-1])},
             seconds=time.perf_counter() - start)
-        return result, pack_state(model, len(acc), history)
+        packed = pack_state(model, len(acc), history)
+        if LIVE_MODELS > 0 and len(acc) < total:  # a model at the end of its schedule goes no further
+            _LIVE[_live_key(genome, seed, packed)] = (model_kind, model)
+            while len(_LIVE) > LIVE_MODELS:
+                _LIVE.popitem(last=False)
+        return result, packed
     except Exception as exc:  # noqa: BLE001 - out of memory, bad shapes, anything: a failed evaluation
         return failed(_message(exc), time.perf_counter() - start), None
