@@ -15,7 +15,7 @@ epochs, seed, workdir, recorder) -> {"values", "val_accuracy", "best_epoch", "tr
 training epoch to ``recorder``):
 
 * ``evonet``: aging evolution with successive halving over epochs (``ga.algorithm: aging``,
-  ``ga.fidelity``: rungs 1, 3, ... up to the cap), reproducible mode;
+  ``ga.fidelity``: rungs 3, 9, ... up to the cap, :data:`EVONET`), reproducible mode;
 * ``evonet_ga``: evonet's generational (mu + lambda) GA, every genome trained in full;
 * ``kt_random``, ``kt_hyperband``, ``kt_bayesian``: KerasTuner's RandomSearch, Hyperband and
   BayesianOptimization, run on ``build_model`` directly; stopped at the budget by a callback
@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -159,13 +160,19 @@ def _batches(keras, x, y, seed=None):
 # ----------------------------------------------------------------------------- methods
 
 
-def _evonet(build_model, data, budget_s, epochs, seed, workdir, recorder, aging: bool) -> dict:
+#: evonet's setting in the benchmark (``evonet.search`` keywords besides the common ones)
+EVONET = {"algorithm": "aging", "population": 8, "lag": 2, "min_budget": 3, "reduction_factor": 3, "brackets": 1}
+
+
+def _evonet(build_model, data, budget_s, epochs, seed, workdir, recorder, aging: bool, setting=None) -> dict:
     import evonet
 
     kw = {}
     if aging:
-        kw = dict(algorithm="aging", population=8, lag=2,
-                  fidelity={"min_budget": 1, "max_budget": epochs, "reduction_factor": 3})
+        st = dict(EVONET, **(setting or {}))
+        kw = dict(algorithm=st["algorithm"], population=st["population"], lag=st["lag"],
+                  fidelity={"min_budget": min(st["min_budget"], epochs), "max_budget": epochs,
+                            "reduction_factor": st["reduction_factor"], "brackets": st["brackets"]})
     s = evonet.search(build_model, data["x_train"], data["y_train"], validation_data=(data["x_val"], data["y_val"]),
                       epochs=epochs, batch_size=BATCH_SIZE, patience=0 if aging else 3, generations=100_000,
                       seed=seed, out=Path(workdir) / "run", progress="none", tensorboard=False,
@@ -545,7 +552,9 @@ def plot(result: dict, path: Path) -> Path:
             for t, acc in trace:
                 ys[grid >= t] = acc
             curves.append(ys)
-        med = np.nanmedian(np.array(curves), axis=0) if curves else grid * np.nan
+        with warnings.catch_warnings():  # before a method's first result its curve is all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(np.array(curves), axis=0) if curves else grid * np.nan
         ax.step(grid, med, where="post", label=f"{m} (test {r['median_test_accuracy']:.4f})", color=f"C{i}")
     ax.set_xlabel("wall time of the search (s)")
     ax.set_ylabel("best validation accuracy so far (median over seeds)")

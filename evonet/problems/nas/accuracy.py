@@ -420,11 +420,16 @@ def _restore(model, model_vars: list, opt_vars: list) -> None:
 
 #: how many models a process keeps alive after their rung (0: none); see :func:`train_genome_rung`
 LIVE_MODELS = 16
-_LIVE: "OrderedDict[tuple, tuple]" = OrderedDict()
+_LIVE: "OrderedDict[tuple, Any]" = OrderedDict()
 
 
-def _live_key(genome: dict, seed: int, state: bytes) -> tuple:
-    return (hashlib.sha256(state).hexdigest(), repr(sorted(genome.items())), int(seed))
+def _live_key(genome: dict, seed: int, state: bytes, model_kind="mlp") -> tuple:
+    """A live model's key: its state's hash, the genome, the seed and the kind of model (by
+    name, not identity: a task's model kind arrives as a fresh copy on a Ray worker)."""
+    kind = model_kind if isinstance(model_kind, str) else (
+        type(model_kind).__name__, getattr(getattr(model_kind, "build_fn", None), "__qualname__", ""),
+        getattr(model_kind, "batch_size", None))
+    return (hashlib.sha256(state).hexdigest(), repr(sorted(genome.items())), int(seed), repr(kind))
 
 
 def keep_live_models(n: int) -> int:
@@ -451,7 +456,7 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
     No early stopping: the rungs are the early stopping. One thread, as every training.
 
     A process keeps its last :data:`LIVE_MODELS` trained models alive, keyed by (the hash of
-    the state they returned, genome, seed): a continuation of one of them on the same process
+    the state they returned, genome, seed, model kind): a continuation of one of them on the same process
     trains that model on (its variables are the state's, and its traced training and
     validation functions are reused), which saves the build, the restore and the tracing of
     every rung but the first; anywhere else the model is rebuilt from the state. Both give
@@ -473,9 +478,7 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
         user = not isinstance(model_kind, str)
         live = None
         if state is not None and LIVE_MODELS > 0:
-            entry = _LIVE.pop(_live_key(genome, seed, state), None)
-            if entry is not None and entry[0] is model_kind:
-                live = entry[1]
+            live = _LIVE.pop(_live_key(genome, seed, state, model_kind), None)
         if live is None:
             keras.backend.clear_session()
         keras.utils.set_random_seed(int(seed) % (2**31))
@@ -548,7 +551,7 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
             seconds=time.perf_counter() - start)
         packed = pack_state(model, len(acc), history)
         if LIVE_MODELS > 0 and len(acc) < total:  # a model at the end of its schedule goes no further
-            _LIVE[_live_key(genome, seed, packed)] = (model_kind, model)
+            _LIVE[_live_key(genome, seed, packed, model_kind)] = model
             while len(_LIVE) > LIVE_MODELS:
                 _LIVE.popitem(last=False)
         return result, packed
