@@ -437,9 +437,13 @@ def keep_live_models(n: int) -> int:
     none, every continuation rebuilds its model from the state); returns the previous limit."""
     global LIVE_MODELS
     old, LIVE_MODELS = LIVE_MODELS, max(0, int(n))
-    while len(_LIVE) > LIVE_MODELS:
-        _LIVE.popitem(last=False)
+    _evict()
     return old
+
+
+def _evict() -> None:
+    while len(_LIVE) > LIVE_MODELS:  # the oldest first
+        _LIVE.popitem(last=False)
 
 
 def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed: int, to_epoch: int,
@@ -552,8 +556,7 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
         packed = pack_state(model, len(acc), history)
         if LIVE_MODELS > 0 and len(acc) < total:  # a model at the end of its schedule goes no further
             _LIVE[_live_key(genome, seed, packed, model_kind)] = model
-            while len(_LIVE) > LIVE_MODELS:
-                _LIVE.popitem(last=False)
+            _evict()
         return result, packed
     except Exception as exc:  # noqa: BLE001 - out of memory, bad shapes, anything: a failed evaluation
         return failed(_message(exc), time.perf_counter() - start), None
