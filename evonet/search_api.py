@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
@@ -112,7 +113,9 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
     (accuracy, parameter count). ``final_folds=K``: the hall of fame is K-fold
     cross-validated to pick the final best. ``executor="ray"`` with ``workers`` and
     ``address``. ``stop``: the stop rules (``target_fitness``, ``stagnation``,
-    ``max_seconds``, ``max_evaluations``). Any other keyword is a ``ga`` setting
+    ``max_seconds``, ``max_evaluations``, ``include_final``; ``max_seconds`` counts from the
+    call, so probing ``build_model`` and preparing the data are inside it; with
+    ``include_final`` the final cross-validation is too). Any other keyword is a ``ga`` setting
     (``cxpb=0.7``, ``mutation={...}``, ``hall_of_fame=4``). ``algorithm="aging"``:
     asynchronous aging evolution; with ``fidelity={"min_budget": 1, "max_budget": epochs}``
     successive halving over epochs (docs/async.md). ``out``: the run directory
@@ -123,6 +126,7 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
     from evonet.problems.nas.user_model import UserModelProblem, budget_of
     from evonet.core.runner import run_experiment
 
+    called = time.perf_counter()
     _check_inputs(build_model, x, y, validation_data)
     stop = dict(stop or {})
     for key, value in (("target_fitness", target_fitness), ("max_seconds", max_seconds)):
@@ -157,5 +161,7 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
                      name=getattr(build_model, "__name__", "build_model"))
     problem = UserModelProblem(space, dataset, budget_of(epochs, patience, max_params), seed, objectives,
                                final_folds, batch_size)
+    if cfg.stop.max_seconds is not None:  # the budget counts from the call: probing and data included
+        cfg.stop.max_seconds = max(0.001, cfg.stop.max_seconds - (time.perf_counter() - called))
     run_dir, _ = run_experiment(cfg, out, sys.stdout if stream is None else stream, problem=problem)
     return SearchResult.from_run_dir(run_dir, problem.final_model)

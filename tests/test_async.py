@@ -228,6 +228,58 @@ def test_states_go_to_the_state_store_and_the_strategy_round_trips():
         other.set_state(state)
 
 
+class TimedBudgetSphere(BudgetSphere):
+    """BudgetSphere whose jobs cost the steps they train (seconds = budget - the state's budget),
+    and whose final choice is estimated at 100 times the hall of fame's seconds."""
+
+    def __init__(self):
+        self.asked: list[list[float]] = []
+
+    @property
+    def evaluate_task(self):
+        return timed_budget_task
+
+    def final_seconds(self, genomes, seconds):
+        assert len(genomes) == len(seconds)
+        self.asked.append([float(s) for s in seconds])
+        return 100.0 * sum(seconds)
+
+
+def timed_budget_task(task):
+    _, _, budget, state = task
+    results = budget_task(task)
+    start = struct.unpack("<d", state)[0] if state is not None else 0.0
+    for r in results:
+        r.seconds = float(budget) - start
+    return results
+
+
+@pytest.mark.parametrize("include_final", [False, True])
+def test_include_final_stops_the_search_by_the_estimate_of_the_final_choice(include_final):
+    from evonet.core.stopping import StoppingRules
+
+    problem = TimedBudgetSphere()
+    ga = ga_cfg(population=9, generations=8, lag=4, hall_of_fame=3,
+                fidelity={"min_budget": 1, "max_budget": 27, "reduction_factor": 3, "brackets": 1})
+    s = aging(problem, ga)
+    rules = StoppingRules(max_seconds=2500.0, include_final=include_final)  # 25 steps of training: the budget
+    r = run_async(s, problem, LocalExecutor(), ga.generations, 1, 1, stopping=rules, lag=ga.lag, period=ga.population)
+    if not include_final:
+        assert r.stop["rule"] == "generations" and r.evaluations == 9 * 9 and not problem.asked
+        return
+    assert r.stop["rule"] == "max_seconds" and "estimated for the final choice" in r.stop["reason"]
+    assert r.evaluations < 9 * 9 and len(problem.asked[-1]) == 3
+    # a member's seconds add up over its jobs: a continuation trains from its parent's budget
+    assert set(problem.asked[-1]) <= {1.0, 3.0, 9.0, 27.0}
+    first = next(i for i, a in enumerate(problem.asked) if 100.0 * sum(a) >= 2500.0)
+    assert first > 0 and all(a == problem.asked[first] for a in problem.asked[first:])  # it stopped right there
+    state = s.get_state()
+    again = AgingEvolution(s.cfg, s.warmup, -2.0, 2.0, np.random.default_rng(1), budgets=s.budgets, eta=3)
+    again.set_state(state)
+    assert [m.seconds for m in again.members] == [m.seconds for m in s.members]
+    assert [getattr(m, "seconds") for m in again.hof] == [getattr(m, "seconds") for m in s.hof]
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
@@ -247,6 +299,17 @@ def test_bad_schedules_are_one_line_config_errors(ga, fragment):
     base.update(ga)
     with pytest.raises(ConfigError) as err:
         config.from_dict({"ga": base})
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ({"ga": {"algorithm": "aging"}, "stop": {"include_final": True}}, "stop.include_final: needs stop.max_seconds"),
+    ({"ga": {"algorithm": "mu_plus_lambda"}, "stop": {"include_final": True, "max_seconds": 60}},
+     "stop.include_final: needs ga.algorithm: aging"),
+])
+def test_include_final_needs_a_time_budget_and_the_asynchronous_loop(data, fragment):
+    with pytest.raises(ConfigError) as err:
+        config.from_dict(data)
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 

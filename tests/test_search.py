@@ -395,6 +395,20 @@ def test_final_cross_validation_is_its_own_cache_one_task_per_fold(small_space, 
     assert again[0].metrics.get("cached") and plain.cv_trainings == 0
 
 
+def test_the_final_cross_validation_time_is_estimated_from_the_search_trainings(small_space, digits):
+    from evonet.problems.base import EvalResult
+
+    a = small_space.encode({"n_layers": 1, "units_1": 8})
+    b = small_space.encode({"n_layers": 1, "units_1": 12})
+    n, pool = len(digits.x_train), len(digits.x_train) + len(digits.x_val)
+    problem = _problem(small_space, digits, final_folds=3)
+    # 3 folds, each on 2/3 of train + validation: 2 * pool / n times the search's seconds
+    assert problem.final_seconds(np.array([a, b]), [2.0, 4.0]) == pytest.approx(6.0 * 2 * pool / n)
+    problem.cv[small_space.genome_hash(small_space.canonical(a))] = EvalResult(0.9, 3)  # a: cross-validated
+    assert problem.final_seconds(np.array([a, b]), [2.0, 4.0]) == pytest.approx(4.0 * 2 * pool / n)
+    assert _problem(small_space, digits).final_seconds(np.array([a, b]), [2.0, 4.0]) == 0.0  # no CV: nothing
+
+
 def test_hall_of_fame_keeps_one_entry_per_network(small_space, digits):
     from evonet import config
     from evonet.problems.base import EvalResult

@@ -127,6 +127,20 @@ def test_a_build_function_failing_for_some_genomes_mid_run_is_recorded_and_the_r
     assert cv["folds"] == 2 and cv["examples"] == len(y) + len(yv) and r.best_fitness == cv["accuracy"]
 
 
+def test_max_seconds_counts_from_the_call_and_include_final_keeps_the_cross_validation_inside(tmp_path, digits):
+    import yaml
+
+    x, y, xv, yv = digits
+    r = evonet.search(build_model, x[:400], y[:400], validation_data=(xv, yv), seed=2, out=tmp_path / "r",
+                      stream=io.StringIO(), algorithm="aging", fidelity={"min_budget": 1, "max_budget": 2},
+                      final_folds=2, hall_of_fame=2, max_seconds=600, stop={"include_final": True},
+                      **{**TINY, "generations": 1})
+    saved = yaml.safe_load((r.run_dir / "config.yaml").read_text())["stop"]
+    assert 0 < saved["max_seconds"] < 600 and saved["include_final"] is True  # probing and data came off it
+    assert r.summary["stopped"]["rule"] == "generations"  # a large budget: the estimate did not stop it
+    assert r.summary["best"]["cross_validation"]["folds"] == 2 and r.best_model is not None
+
+
 @pytest.mark.parametrize("kwargs, fragment", [
     (dict(y=np.zeros(5, dtype=int)), "x/y: x has 20 examples but y has 5"),
     (dict(y=np.eye(10)[np.arange(20) % 10]), "y must be one integer class label per example"),

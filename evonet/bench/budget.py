@@ -161,7 +161,8 @@ def _batches(keras, x, y, seed=None):
 
 
 #: evonet's setting in the benchmark (``evonet.search`` keywords besides the common ones)
-EVONET = {"algorithm": "aging", "population": 8, "lag": 2, "min_budget": 3, "reduction_factor": 3, "brackets": 1}
+EVONET = {"algorithm": "aging", "population": 8, "lag": 2, "min_budget": 3, "reduction_factor": 3, "brackets": 1,
+          "final_folds": 3, "hall_of_fame": 3}
 
 
 def _evonet(build_model, data, budget_s, epochs, seed, workdir, recorder, aging: bool, setting=None) -> dict:
@@ -173,6 +174,8 @@ def _evonet(build_model, data, budget_s, epochs, seed, workdir, recorder, aging:
         kw = dict(algorithm=st["algorithm"], population=st["population"], lag=st["lag"],
                   fidelity={"min_budget": min(st["min_budget"], epochs), "max_budget": epochs,
                             "reduction_factor": st["reduction_factor"], "brackets": st["brackets"]})
+        if st["final_folds"]:  # the final choice by cross-validation, inside the budget
+            kw.update(final_folds=st["final_folds"], hall_of_fame=st["hall_of_fame"], stop={"include_final": True})
     s = evonet.search(build_model, data["x_train"], data["y_train"], validation_data=(data["x_val"], data["y_val"]),
                       epochs=epochs, batch_size=BATCH_SIZE, patience=0 if aging else 3, generations=100_000,
                       seed=seed, out=Path(workdir) / "run", progress="none", tensorboard=False,
@@ -180,16 +183,20 @@ def _evonet(build_model, data, budget_s, epochs, seed, workdir, recorder, aging:
     run = Path(s.run_dir)
     best = s.summary.get("best", {})
     rows = [json.loads(line) for line in (run / "evaluations.jsonl").read_text().splitlines()]
+    import yaml
+
+    # the loop's clock starts after evonet.search's set-up, which its max_seconds counts
+    offset = budget_s - float(yaml.safe_load((run / "config.yaml").read_text())["stop"]["max_seconds"])
     if aging:
         jobs = [json.loads(line) for line in (run / "jobs.jsonl").read_text().splitlines()]
         for j in jobs:
-            if j.get("fitness") is not None and j.get("t") is not None and j["t"] <= budget_s:
-                recorder.trace.append((float(j["t"]), float(j["fitness"])))
+            if j.get("fitness") is not None and j.get("t") is not None and j["t"] + offset <= budget_s:
+                recorder.trace.append((float(j["t"]) + offset, float(j["fitness"])))
         epochs_trained = sum(j["metrics"].get("epochs_trained", 0) for j in jobs)
     else:
         for rec in (json.loads(line) for line in (run / "logbook.jsonl").read_text().splitlines()):
-            if rec["elapsed"] <= budget_s:
-                recorder.trace.append((float(rec["elapsed"]), float(rec["best"])))
+            if rec["elapsed"] + offset <= budget_s:
+                recorder.trace.append((float(rec["elapsed"]) + offset, float(rec["best"])))
         epochs_trained = sum(r.get("epochs") or 0 for r in rows)
     return {"values": s.best_hyperparameters, "val_accuracy": best.get("search_fitness"),
             "best_epoch": best.get("best_epoch"), "trainings": int(best.get("trainings", len(rows))),

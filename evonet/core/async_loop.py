@@ -184,22 +184,33 @@ def run_async(strategy, problem, executor, generations: int, chunk: int, final_g
             record["rungs"] = counts
         record.update(problem.record_metrics(results, dt))
         rules.update(record)
-        stop = rules.check(record, state.evaluations, state.elapsed)
+        stop = rules.check(record, state.evaluations, state.elapsed, reserve())
         if stop is None and strategy.told >= total:
             stop = Stop("generations", f"all {generations} generations done", int(record["gen"]))
         commit_record(state, record, results, stop, rules, hooks, strategy)
         period_results, busy_period, t_period = [], 0.0, time.perf_counter()
         return stop
 
+    def reserve() -> float:
+        """``stop.include_final``: the problem's estimate of the final choice among today's hall
+        of fame, in wall seconds on these workers (0 otherwise)."""
+        if not rules.include_final or rules.max_seconds is None:
+            return 0.0
+        hof = list(strategy.hof)
+        if not hof:
+            return 0.0
+        est = problem.final_seconds(np.asarray(hof, dtype=np.float32), [float(getattr(m, "seconds", 0.0)) for m in hof])
+        return max(0.0, float(est)) / workers
+
     def out_of_time() -> bool:
         elapsed = elapsed0 + (time.perf_counter() - session_start)
-        return (rules.max_seconds is not None and elapsed >= rules.max_seconds) or \
+        return (rules.max_seconds is not None and elapsed + reserve() >= rules.max_seconds) or \
             (rules.max_evaluations is not None and state.evaluations >= rules.max_evaluations)
 
     stop = None
     if state.logbook:  # a resumed run may be over already
         last = state.logbook[-1]
-        stop = rules.check(last, state.evaluations, state.elapsed)
+        stop = rules.check(last, state.evaluations, state.elapsed, reserve())
         if stop is None and strategy.told >= total:
             stop = Stop("generations", f"all {generations} generations done", int(last["gen"]))
     try:

@@ -131,6 +131,10 @@ class StopConfig:
     max_evaluations: Optional[int] = _f(
         None, "evaluation budget (checked after each generation); null: off", min=1
     )
+    include_final: bool = _f(
+        False, "max_seconds covers the final choice too: an asynchronous search (ga.algorithm: aging) stops "
+        "early by the problem's estimate of it (architecture search: the cross-validation of search.final_folds)"
+    )
 
 
 @dataclass
@@ -416,6 +420,12 @@ def _cross_checks(cfg) -> None:
             f"ga.cxpb: mu_plus_lambda needs cxpb + mutpb <= 1, got {cfg.ga.cxpb} + {cfg.ga.mutpb}"
         )
     check_async(cfg)
+    if cfg.stop.include_final:
+        if cfg.stop.max_seconds is None:
+            raise ConfigError("stop.include_final: needs stop.max_seconds (the budget the final choice counts in)")
+        if cfg.ga.algorithm != "aging":
+            raise ConfigError(f"stop.include_final: needs ga.algorithm: aging (the {cfg.ga.algorithm} loop checks "
+                              f"its budget only between generations)")
     if cfg.ga.selection["name"] == "tournament":
         if cfg.ga.selection["tournsize"] > cfg.ga.population:
             raise ConfigError(

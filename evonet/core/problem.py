@@ -133,6 +133,13 @@ class Problem:
         start). Its result carries the new state in ``EvalResult.state``."""
         raise NotImplementedError(f"{type(self).__name__} has no evaluation budget (fidelity_unit is None)")
 
+    def final_seconds(self, genomes: np.ndarray, seconds: Sequence[float]) -> float:
+        """The estimated seconds (one worker) of the final choice among these hall-of-fame
+        ``genomes``, given what each one's evaluations cost during the search (``seconds``);
+        ``stop.include_final`` stops the search that much before ``stop.max_seconds``.
+        Default 0: the final choice is quick (an evaluation cache, a few fresh games)."""
+        return 0.0
+
     def same_genome(self, a: Sequence[float], b: Sequence[float]) -> bool:
         """Whether two genomes are one entry for the hall of fame (default: equal genes)."""
         return len(a) == len(b) and all(x == y for x, y in zip(a, b))

@@ -29,8 +29,10 @@ class StoppingRules:
     """The ``stop`` section as a checker; any rule may be ``None`` (off)."""
 
     def __init__(self, target_fitness: float | None = None, stagnation: int | None = None,
-                 max_seconds: float | None = None, max_evaluations: int | None = None):
+                 max_seconds: float | None = None, max_evaluations: int | None = None,
+                 include_final: bool = False):
         self.target_fitness = target_fitness
+        self.include_final = bool(include_final)  # max_seconds covers the final choice (a reserve)
         self.stagnation = stagnation
         self.max_seconds = max_seconds
         self.max_evaluations = max_evaluations
@@ -41,7 +43,8 @@ class StoppingRules:
     def from_config(cls, stop_cfg) -> "StoppingRules":
         if stop_cfg is None:
             return cls()
-        return cls(stop_cfg.target_fitness, stop_cfg.stagnation, stop_cfg.max_seconds, stop_cfg.max_evaluations)
+        return cls(stop_cfg.target_fitness, stop_cfg.stagnation, stop_cfg.max_seconds, stop_cfg.max_evaluations,
+                   bool(getattr(stop_cfg, "include_final", False)))
 
     def update(self, record: dict) -> None:
         """Fold in a generation's record (tracks the best fitness and its generation)."""
@@ -50,8 +53,9 @@ class StoppingRules:
             self.best = best
             self.best_generation = int(record["gen"])
 
-    def check(self, record: dict, evaluations: int, elapsed: float) -> Stop | None:
-        """The rule that ends the run after ``record``'s generation, if any (pure)."""
+    def check(self, record: dict, evaluations: int, elapsed: float, reserve: float = 0.0) -> Stop | None:
+        """The rule that ends the run after ``record``'s generation, if any (pure). ``reserve``:
+        seconds the final choice is estimated to take (``include_final``), kept out of the budget."""
         gen = int(record["gen"])
         if self.target_fitness is not None and float(record["best"]) >= self.target_fitness:
             return Stop("target_fitness",
@@ -63,7 +67,10 @@ class StoppingRules:
         if self.max_evaluations is not None and evaluations >= self.max_evaluations:
             return Stop("max_evaluations",
                         f"evaluation budget ({evaluations} evaluations >= {self.max_evaluations})", gen)
-        if self.max_seconds is not None and elapsed >= self.max_seconds:
+        if self.max_seconds is not None and elapsed + reserve >= self.max_seconds:
+            if reserve > 0:
+                return Stop("max_seconds", f"wall-clock budget ({elapsed:.1f} s + {reserve:.1f} s estimated for the "
+                                           f"final choice >= {self.max_seconds:g} s)", gen)
             return Stop("max_seconds", f"wall-clock budget ({elapsed:.1f} s >= {self.max_seconds:g} s)", gen)
         return None
 

@@ -89,7 +89,7 @@ class Job:
 
 
 class _Member:
-    __slots__ = ("id", "genome", "bracket", "results", "errors", "last_job", "promoted", "key")
+    __slots__ = ("id", "genome", "bracket", "results", "errors", "last_job", "promoted", "key", "seconds")
 
     def __init__(self, mid: int, genome: np.ndarray, bracket: int, key: Any):
         self.id = mid
@@ -100,6 +100,7 @@ class _Member:
         self.last_job: int | None = None  # the job whose saved state a promotion continues
         self.promoted: set[int] = set()  # rungs it was promoted from
         self.key = key
+        self.seconds = 0.0  # evaluation seconds of all its jobs (what its training cost)
 
     def rank(self) -> tuple[int, float]:
         if not self.results:
@@ -237,6 +238,7 @@ class AgingEvolution(Strategy):
         if not ok:
             m.errors[job.rung] = str(result.error or "non-finite fitness")
         m.last_job = job.id
+        m.seconds += float(result.seconds or 0.0)
         self.tables.setdefault((m.bracket, job.rung), []).append((fit, m.id))
         if first:
             self.queue.append(m.id)
@@ -252,6 +254,7 @@ class AgingEvolution(Strategy):
         ind.games = 1
         ind.member = m.id
         ind.rung = m.rank()[0]
+        ind.seconds = m.seconds
         return ind
 
     @property
@@ -315,7 +318,7 @@ class AgingEvolution(Strategy):
             "member_genomes": np.array([m.genome for m in members], dtype=np.float64).reshape(len(members), n),
             "members": [{"bracket": m.bracket, "results": [[r, f] for r, f in sorted(m.results.items())],
                          "errors": [[r, e] for r, e in sorted(m.errors.items())], "last_job": m.last_job,
-                         "promoted": sorted(m.promoted)} for m in members],
+                         "promoted": sorted(m.promoted), "seconds": m.seconds} for m in members],
             "queue": list(self.queue),
             "tables": [[b, r, [[f, i] for f, i in t]] for (b, r), t in self.tables.items()],
             "pending": [j.to_dict() for j in sorted(self.pending.values(), key=lambda j: j.id)],
@@ -342,6 +345,7 @@ class AgingEvolution(Strategy):
             m.errors = {int(r): str(e) for r, e in d["errors"]}
             m.last_job = None if d["last_job"] is None else int(d["last_job"])
             m.promoted = {int(r) for r in d["promoted"]}
+            m.seconds = float(d.get("seconds", 0.0))  # checkpoints before it was kept: 0
             self.members.append(m)
         self.seen = {m.key for m in self.members}
         self.queue = [int(i) for i in state["queue"]]

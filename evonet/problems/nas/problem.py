@@ -284,6 +284,22 @@ class HyperparamProblem(Problem):
     def seed_of(self, h: str) -> int:
         return int(np.random.SeedSequence([self.run_seed, int(h, 16)]).generate_state(1)[0])
 
+    def final_seconds(self, genomes, seconds) -> float:
+        """With ``search.final_folds`` K: each member trains K times on (K-1)/K of training +
+        validation data; a fold's training is estimated from what the member's search
+        trainings took, scaled by the examples (0 for a member answered by the CV cache)."""
+        if not self.final_folds or self.dataset is None:
+            return 0.0
+        k = self.final_folds
+        n_train = max(1, len(self.dataset.x_train))
+        pool = n_train + len(self.dataset.x_val)
+        total = 0.0
+        for g, s in zip(np.asarray(genomes, dtype=np.float64), seconds):
+            if self.space.genome_hash(self.space.canonical(g)) in self.cv:
+                continue
+            total += k * float(s) * (pool * (k - 1) / k) / n_train
+        return total
+
     def cross_validates(self, purpose: int | None) -> bool:
         """Whether an evaluation for ``purpose`` is the final k-fold cross-validation."""
         from evonet.core import seeding
