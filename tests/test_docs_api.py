@@ -57,3 +57,6 @@ def test_the_async_page_examples_run(tmp_path, monkeypatch):
     assert ns["r"].summary["utilization"] > 0 and ns["s"].best_hyperparameters
     rungs = {json.loads(line)["budget"] for line in (tmp_path / "runs" / "aging-search" / "jobs.jsonl").read_text().splitlines()}
     assert rungs == {1.0, 2.0, 4.0}
+    budgeted = ns["s"].summary  # the last example: stopped by the budget, its cross-validation inside it
+    assert budgeted["stopped"]["rule"] == "max_seconds" and "estimated for the final choice" in budgeted["stopped"]["reason"]
+    assert budgeted["best"]["cross_validation"]["folds"] == 3

@@ -15,7 +15,9 @@ epochs, seed, workdir, recorder) -> {"values", "val_accuracy", "best_epoch", "tr
 training epoch to ``recorder``):
 
 * ``evonet``: aging evolution with successive halving over epochs (``ga.algorithm: aging``,
-  ``ga.fidelity``: rungs 3, 9, ... up to the cap, :data:`EVONET`), reproducible mode;
+  ``ga.fidelity``: rungs 3, 9, ... up to the cap, :data:`EVONET`), reproducible mode; its
+  final configuration is the best of its hall of fame by 3-fold cross-validation, inside the
+  budget (``stop.include_final``);
 * ``evonet_ga``: evonet's generational (mu + lambda) GA, every genome trained in full;
 * ``kt_random``, ``kt_hyperband``, ``kt_bayesian``: KerasTuner's RandomSearch, Hyperband and
   BayesianOptimization, run on ``build_model`` directly; stopped at the budget by a callback

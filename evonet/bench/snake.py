@@ -1,4 +1,5 @@
-"""How fast snake games are played: the seed blog's loop against the batched evaluator.
+"""How fast snake games are played: the seed blog's loop against the batched evaluator
+and the fused engine.
 
 The seed blog plays one game at a time and calls its Keras model once per step
 (``model.predict`` on a single observation). :func:`bench_snake` times that style with
@@ -119,6 +120,23 @@ def _vectorized(weights: np.ndarray, rules: Rules, games: int, seconds: float, o
     return total / (time.perf_counter() - start)
 
 
+def _fused(weights: np.ndarray, rules: Rules, games: int, seconds: float, observation: str,
+           threads: int | None = None, spec: nn.MLPSpec = BLOG_SPEC) -> float:
+    """The fused engine (:func:`evonet.envs.snake.fused.play_mlp`) on the same workload."""
+    from evonet.envs.snake.fused import play_mlp
+
+    population = weights.shape[0]
+    seeds = np.arange(population * games, dtype=np.uint64).reshape(population, games)
+    play_mlp(spec, weights, rules, observation, seeds, threads=threads)  # compile / warm up
+    total, rep = 0, 0
+    start = time.perf_counter()
+    while rep == 0 or time.perf_counter() - start < seconds:
+        rep += 1
+        total += play_mlp(spec, weights, rules, observation, seeds + np.uint64(rep * seeds.size),
+                          threads=threads).env_steps
+    return total / (time.perf_counter() - start)
+
+
 def bench_snake(seconds_seed_style: float = 3.0, population: int = 256, games: int = 8,
                 seconds_vectorized: float = 3.0, rules: Rules | None = None, seed: int = 0,
                 min_seed_style_steps: int = 300, keras_call: str = "predict_on_batch") -> dict:
@@ -136,15 +154,23 @@ def bench_snake(seconds_seed_style: float = 3.0, population: int = 256, games: i
 
     Returns ``seed_style_steps_per_s``, ``vectorized_steps_per_s`` (random networks),
     ``ratio`` (their quotient), ``vectorized_long_steps_per_s`` (heuristic-like networks),
+    ``fused_steps_per_s`` / ``fused_long_steps_per_s`` (the same two workloads on the fused
+    engine, every core: ``fused_threads``), ``fused_single_core_steps_per_s`` (random
+    networks, one thread),
     ``peak_rss_mb`` (peak resident memory of this process, TensorFlow included),
     ``peak_rss_mb_before_keras`` (the same before TensorFlow is imported, if it was not
     already) and the settings.
     """
+    import numba
+
     rules = rules or make_rules("classic")
     weights = _random_weights(BLOG_SPEC, population, seed)
     vectorized = _vectorized(weights, rules, games, seconds_vectorized, "blog7")
     long_weights = np.tile(heuristic_like_weights(), (population, 1))
     vectorized_long = _vectorized(long_weights, rules, games, seconds_vectorized, "blog7")
+    fused = _fused(weights, rules, games, seconds_vectorized, "blog7")
+    fused_long = _fused(long_weights, rules, games, seconds_vectorized, "blog7")
+    fused_one = _fused(weights, rules, games, seconds_vectorized, "blog7", threads=1)
     rss_before_keras = _peak_rss_mb()
     seed_style = _seed_style(weights[0], rules, seconds_seed_style, min_seed_style_steps, keras_call)
     return {
@@ -157,6 +183,10 @@ def bench_snake(seconds_seed_style: float = 3.0, population: int = 256, games: i
         "vectorized_steps_per_s": vectorized,
         "ratio": vectorized / seed_style,
         "vectorized_long_steps_per_s": vectorized_long,
+        "fused_steps_per_s": fused,
+        "fused_long_steps_per_s": fused_long,
+        "fused_single_core_steps_per_s": fused_one,
+        "fused_threads": numba.get_num_threads(),
         "peak_rss_mb": _peak_rss_mb(),
         "peak_rss_mb_before_keras": rss_before_keras,
     }

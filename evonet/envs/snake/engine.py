@@ -128,32 +128,38 @@ def _check_ahead(g, width, state, grid):
 
 @njit(cache=True)
 def _reset(classic, width, height, start_cells, start_xy, start_dir, score_offset, state, body, grid, rng):
+    for g in range(state.shape[0]):
+        _reset_game(g, classic, width, height, start_cells, start_xy, start_dir, score_offset, state, body, grid, rng)
+
+
+@njit(cache=True)
+def _reset_game(g, classic, width, height, start_cells, start_xy, start_dir, score_offset, state, body, grid, rng):
+    """Start game g (its grid row all zero, its RNG seeded): walls, body, first apple."""
     stride = width + 2
     n0 = start_cells.shape[0]
-    for g in range(state.shape[0]):
-        for c in range(stride):
-            grid[g, c] = WALL
-            grid[g, (height + 1) * stride + c] = WALL
-        for y in range(1, height + 1):
-            grid[g, y * stride] = WALL
-            grid[g, y * stride + width + 1] = WALL
-        # ring order: tail in slot 0, head in slot n0-1
-        for i in range(n0):
-            c = start_cells[n0 - 1 - i]
-            body[g, i] = c
-            grid[g, c] += 1
-        state[g, :] = 0
-        state[g, HEAD] = n0 - 1
-        state[g, TAIL] = 0
-        state[g, LEN] = n0
-        state[g, DIR] = start_dir
-        state[g, HCELL] = start_cells[0]
-        state[g, HX] = start_xy[0]
-        state[g, HY] = start_xy[1]
-        state[g, SCORE] = score_offset
-        _place_apple(g, classic, width, height, state, grid, rng)
-        if not classic:
-            _check_ahead(g, width, state, grid)
+    for c in range(stride):
+        grid[g, c] = WALL
+        grid[g, (height + 1) * stride + c] = WALL
+    for y in range(1, height + 1):
+        grid[g, y * stride] = WALL
+        grid[g, y * stride + width + 1] = WALL
+    # ring order: tail in slot 0, head in slot n0-1
+    for i in range(n0):
+        c = start_cells[n0 - 1 - i]
+        body[g, i] = c
+        grid[g, c] += 1
+    state[g, :] = 0
+    state[g, HEAD] = n0 - 1
+    state[g, TAIL] = 0
+    state[g, LEN] = n0
+    state[g, DIR] = start_dir
+    state[g, HCELL] = start_cells[0]
+    state[g, HX] = start_xy[0]
+    state[g, HY] = start_xy[1]
+    state[g, SCORE] = score_offset
+    _place_apple(g, classic, width, height, state, grid, rng)
+    if not classic:
+        _check_ahead(g, width, state, grid)
 
 
 # --------------------------------------------------------------------------------------

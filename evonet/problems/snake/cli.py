@@ -78,7 +78,7 @@ def add_commands(sub, bsub, parser_class) -> None:
 
     e.set_defaults(func=cmd_eval)
     w.set_defaults(func=cmd_watch)
-    bs = bsub.add_parser("snake", help="env-steps/s: seed-style Keras loop vs the vectorized engine")
+    bs = bsub.add_parser("snake", help="env-steps/s: seed-style Keras loop vs the vectorized and fused engines")
     bs.add_argument("--json", action="store_true", help="print JSON only")
     bs.add_argument("--population", type=_positive_int, default=256)
     bs.add_argument("--games", type=_positive_int, default=8)

@@ -1,0 +1,446 @@
+"""The fused snake engine: one compiled function plays whole games, network included.
+
+:func:`play_mlp` plays every game of a population to its end inside one numba function:
+the observation, the network's forward pass, the greedy action and the step, with no
+Python between steps, the games spread over the cores (``prange`` over blocks of games;
+every game is independent, so the result does not depend on the number of threads or on
+how the games are blocked).
+
+The game logic is the batched engine's own (:mod:`.engine`: the same compiled step and
+observation functions, called on one game at a time), so a game given the same actions is
+the same game, move for move, as in :class:`~.engine.BatchSnake` and in the reference.
+
+The forward pass is written out in scalar float32 arithmetic with a fixed order and no
+BLAS: for each unit, ``sum_i x[i] * W[i, o]`` accumulated in input order, then the bias;
+the activations use additions, multiplications and divisions only, never the C library's
+``exp``/``tanh`` (whose last bit may differ between libraries and CPUs): tanh is
+:func:`tanh32`, the float32 rational approximation Eigen and XLA use; sigmoid, elu and selu
+are computed in float64 with :func:`exp64` (a Cody-Waite reduction and a degree-13
+polynomial) and rounded to float32. numba compiles without fast-math, so nothing is reassociated or fused:
+the same weights and seeds give the same games on any x86-64 CPU and any thread count.
+The greedy action is the first index of the largest output (NumPy's ``argmax``: a NaN
+wins); with a ``softmax`` output the largest logit is taken (softmax keeps the order).
+
+What it cannot run (a hidden ``softmax`` layer) raises :class:`FusedUnsupported`, a
+``ValueError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import engine as _e
+from .observations import OBSERVATION_IDS, OBSERVATIONS, check_observation
+from .rules import Rules
+
+#: activation name -> code of the compiled forward pass
+ACT_CODES: dict[str, int] = {"linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3, "elu": 4, "selu": 5,
+                             "leaky_relu": 6, "softmax": 7}
+
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+_LEAKY_SLOPE = 0.2
+
+# exp: x = k ln2 + r, |r| <= ln2 / 2 (Cody-Waite: ln2 split so k * LN2_HI is exact)
+_INV_LN2 = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+#: 2^k for k in -160..160, exact (ldexp)
+_POW2 = np.ldexp(np.ones(321), np.arange(-160, 161))
+#: 1/n! for the exp polynomial, n = 0..13 (error below 1e-17 on |r| <= 0.35)
+_INV_FACT = np.array([1.0 / math.factorial(n) for n in range(14)])
+
+
+# The engine's step and observation, inlined into the game loop: a call of a compiled
+# function with array arguments costs reference-count updates (atomics) every step.
+_step = njit(inline="always")(_e._step_range.py_func)
+_observe = njit(inline="always")(_e._observe_range.py_func)
+_reset_game = njit(inline="always")(_e._reset_game.py_func)
+
+
+class FusedUnsupported(ValueError):
+    """A network the fused engine cannot run (the message names the field)."""
+
+
+@njit(cache=True)
+def exp64(x):
+    """e**x in float64 from +, -, *, / only (the same bits on every CPU); x clipped to
+    [-100, 100], far beyond what a float32 activation can tell apart."""
+    if x != x:
+        return x
+    if x > 100.0:
+        x = 100.0
+    elif x < -100.0:
+        x = -100.0
+    k = math.floor(x * _INV_LN2 + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    p = _INV_FACT[13]
+    for n in range(12, -1, -1):
+        p = p * r + _INV_FACT[n]
+    return p * _POW2[int(k) + 160]
+
+
+# tanh in float32: the rational approximation of Eigen and XLA (odd degree 13 / even 6 on
+# [-7.9053, 7.9053], 1 beyond; a few float32 ulps from the exact value)
+_T_CLAMP = np.float32(7.90531110763549805)
+_T_SMALL = np.float32(0.0004)
+_A1, _A3, _A5, _A7 = (np.float32(4.89352455891786e-03), np.float32(6.37261928875436e-04),
+                      np.float32(1.48572235717979e-05), np.float32(5.12229709037114e-08))
+_A9, _A11, _A13 = np.float32(-8.60467152213735e-11), np.float32(2.00018790482477e-13), np.float32(-2.76076847742355e-16)
+_B0, _B2, _B4, _B6 = (np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03),
+                      np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06))
+
+
+@njit(cache=True, error_model="numpy")
+def tanh32(v):
+    """tanh of float32 ``v`` from float32 +, *, / only (the same bits on every CPU)."""
+    x = v
+    if x > _T_CLAMP:
+        x = _T_CLAMP
+    elif x < -_T_CLAMP:
+        x = -_T_CLAMP
+    x2 = x * x
+    num = x * (_A1 + x2 * (_A3 + x2 * (_A5 + x2 * (_A7 + x2 * (_A9 + x2 * (_A11 + x2 * _A13))))))
+    den = _B0 + x2 * (_B2 + x2 * (_B4 + x2 * _B6))
+    t = num / den
+    return v if -_T_SMALL < v < _T_SMALL else t
+
+
+@njit(cache=True)
+def activate(code, v):
+    """Activation ``code`` of float32 ``v`` (tanh: :func:`tanh32`; the exp-based ones in
+    float64 with :func:`exp64`), as float32."""
+    if code == 0:
+        return v
+    if code == 1:
+        return v if v > 0 else np.float32(0.0)
+    if code == 2:
+        return tanh32(v)
+    x = np.float64(v)
+    if code == 3:
+        return np.float32(1.0 / (1.0 + exp64(-x)))
+    if code == 4:
+        return v if x > 0 else np.float32(exp64(x) - 1.0)
+    if code == 5:
+        return np.float32(_SELU_SCALE * x) if x > 0 else np.float32(_SELU_SCALE * _SELU_ALPHA * (exp64(x) - 1.0))
+    if code == 6:
+        return v if x > 0 else np.float32(_LEAKY_SLOPE * x)
+    return v  # 7, softmax: only as the output, where the order of the logits decides
+
+
+#: games one thread plays in lockstep, each with its own network: the forward pass runs
+#: over them in SIMD lanes (a game's arithmetic does not depend on its lane or the lane count)
+LANES = 64
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _forward_lanes(n, sizes, acts, wl, xt, h0, h1):
+    """The outputs of lanes 0..n-1: lane k's network is ``wl[:, k]`` (evonet.nn layout: per
+    layer the (n_in, n_out) kernel in C order, then the bias), its observation ``xt[:, k]``.
+    Returns the last layer's rows (n_out, LANES) (h0 or h1).
+
+    Unit o in lane k: ``((x[0] W[0, o] + x[1] W[1, o]) + ...) + b[o]`` in float32, then the
+    activation: a fixed order, no BLAS, no fused multiply-add."""
+    src = xt
+    n_src = sizes[0]
+    pos = 0
+    for layer in range(sizes.shape[0] - 1):
+        n_out = sizes[layer + 1]
+        dst = h0 if layer % 2 == 0 else h1
+        for o in range(n_out):
+            d = dst[o]
+            for k in range(n):
+                d[k] = 0.0
+        for i in range(n_src):
+            x = src[i]
+            for o in range(n_out):
+                d = dst[o]
+                w = wl[pos + i * n_out + o]
+                for k in range(n):
+                    d[k] += x[k] * w[k]
+        bias = pos + n_src * n_out
+        code = acts[layer]
+        for o in range(n_out):
+            d = dst[o]
+            b = wl[bias + o]
+            if code == 2:
+                for k in range(n):
+                    d[k] = tanh32(d[k] + b[k])
+            else:
+                for k in range(n):
+                    d[k] = activate(code, d[k] + b[k])
+        pos = bias + n_out
+        src = dst
+        n_src = n_out
+    return src
+
+
+@njit(cache=True, inline="always")
+def _argmax_lane(out, n_out, k):
+    """The first index of the largest ``out[:, k]`` (NumPy's argmax: a NaN wins)."""
+    top = out[0, k]
+    if top != top:
+        return 0
+    best = 0
+    for o in range(1, n_out):
+        v = out[o, k]
+        if v != v:
+            return o
+        if v > top:
+            top = v
+            best = o
+    return best
+
+
+@njit(cache=True, inline="always")
+def _start(k, g, seeds, weights, games_per_net, wl, classic, width, height, start_cells, start_xy, start_dir,
+           score_offset, state, body, grid, rng):
+    """Lane k starts game g: its RNG, an empty board, the start position, its network."""
+    rng[k] = seeds[g]
+    for c in range(grid.shape[1]):
+        grid[k, c] = 0
+    _reset_game(k, classic, width, height, start_cells, start_xy, start_dir, score_offset, state, body, grid, rng)
+    wp = weights[g // games_per_net]
+    for j in range(wp.shape[0]):
+        wl[j, k] = wp[j]
+
+
+@njit(cache=True, inline="always")
+def _move(a, b, game, wl, state, body, grid, rng):
+    """Lane a takes over lane b's game (lanes stay packed: the live ones are 0..n-1)."""
+    game[a] = game[b]
+    for c in range(state.shape[1]):
+        state[a, c] = state[b, c]
+    for c in range(body.shape[1]):
+        body[a, c] = body[b, c]
+    for c in range(grid.shape[1]):
+        grid[a, c] = grid[b, c]
+    rng[a] = rng[b]
+    for j in range(wl.shape[0]):
+        wl[j, a] = wl[j, b]
+
+
+@njit(cache=True)
+def _play_chunk(lo, hi, weights, games_per_net, sizes, acts, kind, seeds, classic, width, height, max_steps,
+                starve, cap, start_cells, start_xy, start_dir, score_offset, scores, steps, deaths):
+    """Games lo..hi-1 (game g: network g // games_per_net, seed seeds[g]), LANES at a time:
+    a lane whose game ends takes the next one; once none is left, the last live lane moves
+    into it."""
+    n_in = sizes[0]
+    n_out = sizes[sizes.shape[0] - 1]
+    padded = (width + 2) * (height + 2)
+    state = np.zeros((LANES, _e.N_COLUMNS), dtype=np.int32)
+    body = np.zeros((LANES, cap), dtype=np.uint16)
+    grid = np.zeros((LANES, padded), dtype=np.uint16)
+    rng = np.zeros(LANES, dtype=np.uint64)
+    lanes = np.arange(LANES)
+    actions = np.ones(LANES, dtype=np.int64)
+    game = np.full(LANES, -1, dtype=np.int64)
+    obs = np.zeros((LANES, n_in), dtype=np.float32)
+    xt = np.zeros((n_in, LANES), dtype=np.float32)
+    wl = np.zeros((weights.shape[1], LANES), dtype=np.float32)
+    width_max = 1
+    for s in sizes:
+        width_max = max(width_max, s)
+    h0 = np.zeros((width_max, LANES), dtype=np.float32)
+    h1 = np.zeros((width_max, LANES), dtype=np.float32)
+    mark, stack = _e._scratch(kind, padded)
+    base = 0
+    nxt = lo
+    n = 0  # live lanes: 0..n-1
+    while n < LANES and nxt < hi:
+        g = nxt
+        nxt += 1
+        _start(n, g, seeds, weights, games_per_net, wl, classic, width, height, start_cells, start_xy, start_dir,
+               score_offset, state, body, grid, rng)
+        if state[n, _e.DONE]:  # over at its start (theailearner): recorded at once
+            scores[g] = state[n, _e.SCORE]
+            steps[g] = state[n, _e.STEPS]
+            deaths[g] = state[n, _e.DEATH]
+        else:
+            game[n] = g
+            n += 1
+    while n > 0:
+        _alive, base = _observe(kind, lanes, 0, n, classic, width, height, state, body, grid, obs, mark, stack, base)
+        for i in range(n_in):
+            for k in range(n):
+                xt[i, k] = obs[k, i]
+        out = _forward_lanes(n, sizes, acts, wl, xt, h0, h1)
+        for k in range(n):
+            actions[k] = _argmax_lane(out, n_out, k)
+        _step(lanes, actions, 0, n, classic, width, height, max_steps, starve, cap, state, body, grid, rng)
+        k = 0
+        while k < n:
+            if state[k, _e.DONE] == 0:
+                k += 1
+                continue
+            g = game[k]
+            scores[g] = state[k, _e.SCORE]
+            steps[g] = state[k, _e.STEPS]
+            deaths[g] = state[k, _e.DEATH]
+            started = False
+            while nxt < hi:
+                g = nxt
+                nxt += 1
+                _start(k, g, seeds, weights, games_per_net, wl, classic, width, height, start_cells, start_xy,
+                       start_dir, score_offset, state, body, grid, rng)
+                if state[k, _e.DONE] == 0:
+                    game[k] = g
+                    started = True
+                    break
+                scores[g] = state[k, _e.SCORE]
+                steps[g] = state[k, _e.STEPS]
+                deaths[g] = state[k, _e.DEATH]
+            if started:
+                k += 1
+                continue
+            n -= 1
+            if k < n:
+                _move(k, n, game, wl, state, body, grid, rng)  # look at lane k again: it holds lane n's game
+            else:
+                k += 1
+
+
+@njit(parallel=True, cache=True)
+def _play_parallel(chunks, weights, games_per_net, sizes, acts, kind, seeds, classic, width, height, max_steps,
+                   starve, cap, start_cells, start_xy, start_dir, score_offset, scores, steps, deaths):
+    """Every chunk of games (first, end) on the threads; each game writes its own slots."""
+    for c in prange(chunks.shape[0]):
+        _play_chunk(chunks[c, 0], chunks[c, 1], weights, games_per_net, sizes, acts, kind, seeds, classic, width,
+                    height, max_steps, starve, cap, start_cells, start_xy, start_dir, score_offset,
+                    scores, steps, deaths)
+
+
+def game_chunks(n: int, threads: int) -> np.ndarray:
+    """(first, end) rows cutting games 0..n-1 into about 4 chunks per thread."""
+    size = max(1, -(-n // (4 * threads)))
+    return np.array([(lo, min(n, lo + size)) for lo in range(0, n, size)], dtype=np.int64).reshape(-1, 2)
+
+
+def _tanh32_np(x: np.ndarray) -> np.ndarray:
+    """:func:`tanh32` in NumPy float32 (the same operations in the same order: the same bits)."""
+    c = np.clip(x, -_T_CLAMP, _T_CLAMP)
+    x2 = c * c
+    num = c * (_A1 + x2 * (_A3 + x2 * (_A5 + x2 * (_A7 + x2 * (_A9 + x2 * (_A11 + x2 * _A13))))))
+    den = _B0 + x2 * (_B2 + x2 * (_B4 + x2 * _B6))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = num / den
+    return np.where((x > -_T_SMALL) & (x < _T_SMALL), x, t).astype(np.float32)
+
+
+def _exp64_np(x: np.ndarray) -> np.ndarray:
+    x = np.clip(np.asarray(x, dtype=np.float64), -100.0, 100.0)
+    k = np.floor(x * _INV_LN2 + 0.5)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    p = np.full_like(r, _INV_FACT[13])
+    for n in range(12, -1, -1):
+        p = p * r + _INV_FACT[n]
+    return p * _POW2[np.nan_to_num(k).astype(np.int64) + 160]
+
+
+def _activate_np(name: str, v: np.ndarray) -> np.ndarray:
+    x = v.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if name == "linear" or name == "softmax":
+            return v
+        if name == "relu":
+            return np.where(v > 0, v, np.float32(0.0)).astype(np.float32)
+        if name == "tanh":
+            return _tanh32_np(v)
+        if name == "sigmoid":
+            return (1.0 / (1.0 + _exp64_np(-x))).astype(np.float32)
+        if name == "elu":
+            return np.where(x > 0, v, (_exp64_np(x) - 1.0).astype(np.float32)).astype(np.float32)
+        if name == "selu":
+            return np.where(x > 0, (_SELU_SCALE * x).astype(np.float32),
+                            (_SELU_SCALE * _SELU_ALPHA * (_exp64_np(x) - 1.0)).astype(np.float32))
+        if name == "leaky_relu":
+            return np.where(x > 0, v, (_LEAKY_SLOPE * x).astype(np.float32)).astype(np.float32)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def forward_fixed(spec, weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The fused engine's forward pass in NumPy: network ``weights`` (n_params,) on inputs
+    ``x`` (N, n_in), float32, the same bits as the compiled kernel (each unit's products
+    summed in input order, then the bias; the same activations). A ``softmax`` output is
+    returned as its logits (the greedy action is their argmax). For a single agent's moves
+    and for tests; populations go through :func:`play_mlp`."""
+    network_arrays(spec)
+    h = np.asarray(x, dtype=np.float32)
+    pos = 0
+    for (n_in, n_out), act in zip(spec.layer_shapes, spec.activations()):
+        kernel = np.asarray(weights[pos:pos + n_in * n_out], dtype=np.float32).reshape(n_in, n_out)
+        pos += n_in * n_out
+        bias = np.asarray(weights[pos:pos + n_out], dtype=np.float32)
+        pos += n_out
+        acc = np.zeros((h.shape[0], n_out), dtype=np.float32)
+        for i in range(n_in):
+            acc = acc + h[:, i:i + 1] * kernel[i]
+        h = _activate_np(act, acc + bias)
+    return h
+
+
+def network_arrays(spec) -> tuple[np.ndarray, np.ndarray]:
+    """``(sizes, activation codes)`` of an :class:`evonet.nn.MLPSpec` for the kernel, or
+    :class:`FusedUnsupported` naming the field."""
+    acts = spec.activations()
+    if "softmax" in acts[:-1]:
+        raise FusedUnsupported("network.activation: softmax is only an output activation in the fused engine")
+    return np.asarray(spec.sizes, dtype=np.int64), np.asarray([ACT_CODES[a] for a in acts], dtype=np.int64)
+
+
+def play_mlp(spec, weights: np.ndarray, rules: Rules, observation: str, seeds: np.ndarray,
+             threads: int | None = None):
+    """Individual p plays the games ``seeds[p, :]`` greedily with network ``weights[p]``,
+    every game to its end in compiled code, over ``threads`` threads (default: numba's,
+    every core). Returns :class:`evonet.problems.snake.evaluate.SnakeResults` with (P, G)
+    arrays; the same for any ``threads``."""
+    from evonet.problems.snake.evaluate import SnakeResults
+
+    import numba
+
+    check_observation(observation)
+    if spec.n_inputs != OBSERVATIONS[observation]:
+        raise ValueError(f"observation {observation!r} has {OBSERVATIONS[observation]} features but the network "
+                         f"takes {spec.n_inputs}")
+    if spec.n_outputs != 3:
+        raise ValueError(f"a snake network has 3 outputs (left, straight, right), got {spec.n_outputs}")
+    sizes, acts = network_arrays(spec)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    seeds = np.asarray(seeds)
+    if weights.ndim != 2 or weights.shape[1] != spec.n_params:
+        raise ValueError(f"weights must have shape (P, {spec.n_params}), got {weights.shape}")
+    if seeds.ndim != 2 or seeds.shape[0] != weights.shape[0]:
+        raise ValueError(f"seeds must have shape (P={weights.shape[0]}, G), got {seeds.shape}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
+    from .rng import as_seeds
+
+    n_nets, n_games = seeds.shape
+    flat = as_seeds(seeds).reshape(-1)
+    n = flat.shape[0]
+    scores = np.zeros(n, dtype=np.int32)
+    steps = np.zeros(n, dtype=np.int32)
+    deaths = np.zeros(n, dtype=np.int32)
+    if n:
+        w, h = rules.width, rules.height
+        stride = w + 2
+        cap = rules.n_cells + 1 if rules.classic else rules.start_length + rules.max_steps + 1
+        start = np.array([(y + 1) * stride + x + 1 for x, y in rules.start_body], dtype=np.int64)
+        previous = numba.get_num_threads()
+        use = min(previous, threads) if threads is not None else previous
+        numba.set_num_threads(use)
+        try:
+            _play_parallel(game_chunks(n, use), weights, n_games, sizes, acts, OBSERVATION_IDS[observation],
+                           flat, rules.classic, w, h, rules.max_steps or 0, rules.starvation_steps or 0, cap, start,
+                           np.array(rules.start_body[0], dtype=np.int64), _e.DIRECTIONS.index(rules.start_heading),
+                           rules.score_offset, scores, steps, deaths)
+        finally:
+            numba.set_num_threads(previous)
+    shape = (n_nets, n_games)
+    return SnakeResults(scores=scores.reshape(shape), steps=steps.reshape(shape),
+                        won=(deaths == _e._WON).reshape(shape), deaths=deaths.reshape(shape),
+                        env_steps=int(steps.sum(dtype=np.int64)))
