@@ -62,3 +62,22 @@ def test_a_tiny_budget_run_gives_the_json_the_table_and_the_plot(tmp_path, capsy
         assert [a for _, a in row["trace"]] == sorted(a for _, a in row["trace"])  # best so far
     assert (tmp_path / "best_val_vs_time.png").stat().st_size > 5000
     assert "| method | median test |" in (tmp_path / "table.md").read_text()
+
+
+def test_seconds_to_reach_reads_the_median_best_so_far_curve():
+    from evonet.bench.budget import seconds_to_reach, table
+
+    result = {"budget_s": 100.0, "dataset": "digits", "epochs": 3, "seeds": [0, 1, 2], "methods": {
+        "kt_hyperband": {"median_val_accuracy": 0.9, "traces": [[[50.0, 0.9]], [[60.0, 0.95]], [[80.0, 0.85]]]},
+        "fast": {"median_val_accuracy": 0.95, "traces": [[[10.0, 0.91]], [[20.0, 0.92]], [[90.0, 0.99]]]},
+        "slow": {"median_val_accuracy": 0.8, "traces": [[[5.0, 0.8]], [[5.0, 0.8]], [[5.0, 0.95]]]},
+    }}
+    reach = seconds_to_reach(result)
+    # fast: the median of three seeds crosses 0.9 once two of them have a result (at 20 s)
+    assert reach["fast"] == 20.0 and reach["slow"] is None and reach["kt_hyperband"] == 60.0
+    assert seconds_to_reach({**result, "methods": {"fast": result["methods"]["fast"]}}) == {}
+    for m, t in reach.items():
+        result["methods"][m].update(seconds_to_hyperband_val=t, median_test_accuracy=0.9, test_accuracy=[0.9],
+                                    trainings=[1], epochs_trained=[1], utilization=[1.0])
+    text = table(result)
+    assert "| slow | 0.9000 | 0.9000 | 0.8000 | 1 | 1 | 1.00 | never |" in text and "| fast |" in text

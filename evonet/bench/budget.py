@@ -527,6 +527,8 @@ def bench_budget(budget_s: float, seeds: list[int], dataset: str, methods: list[
             "utilization": [r["utilization"] for r in mine],
             "traces": [r["trace"] for r in mine],
         }
+    for m, t in seconds_to_reach(result).items():
+        result["methods"][m]["seconds_to_hyperband_val"] = t
     (out / "bench_search.json").write_text(json.dumps(result))
     plot(result, out / "best_val_vs_time.png")
     (out / "table.md").write_text(table(result))
@@ -537,13 +539,50 @@ def bench_budget(budget_s: float, seeds: list[int], dataset: str, methods: list[
 def table(result: dict) -> str:
     lines = [f"budget {result['budget_s']:g} s per search, {result['dataset']}, epochs cap {result['epochs']}, "
              f"seeds {','.join(map(str, result['seeds']))}", "",
-             "| method | median test | test per seed | median validation | trainings | epochs trained | utilization |",
-             "|---|---|---|---|---|---|---|"]
+             "| method | median test | test per seed | median validation | trainings | epochs trained | utilization "
+             "| seconds to Hyperband's final median validation |",
+             "|---|---|---|---|---|---|---|---|"]
     for m, r in sorted(result["methods"].items(), key=lambda kv: -kv[1]["median_test_accuracy"]):
+        reach = r.get("seconds_to_hyperband_val", "n/a")
+        reach = "never" if reach is None else (f"{reach:g}" if isinstance(reach, float) else reach)
         lines.append(f"| {m} | {r['median_test_accuracy']:.4f} | {', '.join(f'{a:.4f}' for a in r['test_accuracy'])} | "
                      f"{r['median_val_accuracy']:.4f} | {statistics.median(r['trainings']):g} | "
-                     f"{statistics.median(r['epochs_trained']):g} | {statistics.median(r['utilization']):.2f} |")
+                     f"{statistics.median(r['epochs_trained']):g} | {statistics.median(r['utilization']):.2f} | {reach} |")
     return "\n".join(lines) + "\n"
+
+
+def median_curve(traces: list, grid: np.ndarray, missing: float = np.nan) -> np.ndarray:
+    """The median over seeds of the best validation accuracy so far at each time of ``grid``.
+    Before a seed's first result its value is ``missing``: NaN leaves it out of the median
+    (the plot), ``-inf`` counts it as not there yet."""
+    curves = []
+    for trace in traces:
+        ys = np.full(grid.shape, missing)
+        for t, acc in trace:
+            ys[grid >= t] = acc
+        curves.append(ys)
+    if not curves:
+        return grid * np.nan
+    with warnings.catch_warnings():  # before a method's first result its curve is all NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(np.array(curves), axis=0)
+
+
+def seconds_to_reach(result: dict, reference: str = "kt_hyperband") -> dict:
+    """For each method, the first second at which the median over seeds of its best
+    validation accuracy so far (a seed without a result yet counts as not there) reaches
+    ``reference``'s final median validation accuracy (None: never within the budget); {}
+    when ``reference`` did not run."""
+    if reference not in result["methods"]:
+        return {}
+    goal = result["methods"][reference]["median_val_accuracy"]
+    grid = np.linspace(0, result["budget_s"], 3001)
+    out = {}
+    for m, r in result["methods"].items():
+        med = median_curve(r["traces"], grid, missing=-np.inf)
+        hit = np.flatnonzero(med >= goal - 1e-9)
+        out[m] = round(float(grid[hit[0]]), 1) if hit.size else None
+    return out
 
 
 def plot(result: dict, path: Path) -> Path:
@@ -555,15 +594,7 @@ def plot(result: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     grid = np.linspace(0, result["budget_s"], 200)
     for i, (m, r) in enumerate(result["methods"].items()):
-        curves = []
-        for trace in r["traces"]:
-            ys = np.full(grid.shape, np.nan)
-            for t, acc in trace:
-                ys[grid >= t] = acc
-            curves.append(ys)
-        with warnings.catch_warnings():  # before a method's first result its curve is all NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(np.array(curves), axis=0) if curves else grid * np.nan
+        med = median_curve(r["traces"], grid)
         ax.step(grid, med, where="post", label=f"{m} (test {r['median_test_accuracy']:.4f})", color=f"C{i}")
     ax.set_xlabel("wall time of the search (s)")
     ax.set_ylabel("best validation accuracy so far (median over seeds)")
