@@ -138,7 +138,8 @@ LANES = 64
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _forward_lanes(n, sizes, acts, wl, xt, h0, h1):
-    """The outputs of lanes 0..n-1: lane k's network is ``wl[:, k]`` (evonet.nn layout: per
+    """The outputs of the lanes (all LANES are computed, a trip count known to the compiler,
+    which then uses SIMD; lanes n.. hold no game and are ignored): lane k's network is ``wl[:, k]`` (evonet.nn layout: per
     layer the (n_in, n_out) kernel in C order, then the bias), its observation ``xt[:, k]``.
     Returns the last layer's rows (n_out, LANES) (h0 or h1).
 
@@ -152,14 +153,14 @@ def _forward_lanes(n, sizes, acts, wl, xt, h0, h1):
         dst = h0 if layer % 2 == 0 else h1
         for o in range(n_out):
             d = dst[o]
-            for k in range(n):
+            for k in range(LANES):
                 d[k] = 0.0
         for i in range(n_src):
             x = src[i]
             for o in range(n_out):
                 d = dst[o]
                 w = wl[pos + i * n_out + o]
-                for k in range(n):
+                for k in range(LANES):
                     d[k] += x[k] * w[k]
         bias = pos + n_src * n_out
         code = acts[layer]
@@ -167,10 +168,10 @@ def _forward_lanes(n, sizes, acts, wl, xt, h0, h1):
             d = dst[o]
             b = wl[bias + o]
             if code == 2:
-                for k in range(n):
+                for k in range(LANES):
                     d[k] = tanh32(d[k] + b[k])
             else:
-                for k in range(n):
+                for k in range(LANES):
                     d[k] = activate(code, d[k] + b[k])
         pos = bias + n_out
         src = dst
