@@ -340,11 +340,16 @@ def _observe_vision(g, classic, width, height, state, body, grid, out, row, mark
                 if c == h or _solid(grid[g, c], c, tail_cell):
                     n_occupied += 1
     n_free = width * height - n_occupied
-    # regions: mark[c] = base + region id (1..3) once seen; the head, marked base, is not free
+    # regions: mark[c] = base + region id (1..3) once seen; the head, marked base, is not free.
+    # A region's fill stops as soon as it reaches the tail (the feature is then 1, its size
+    # unused); a later fill that runs into such a partly filled region is that region.
     mark[h] = base
     size1 = 0
     size2 = 0
     size3 = 0
+    reach1 = False
+    reach2 = False
+    reach3 = False
     n_regions = 0
     for i in range(3):
         blocked = b0 if i == 0 else (b1 if i == 1 else b2)
@@ -356,28 +361,43 @@ def _observe_vision(g, classic, width, height, state, body, grid, out, row, mark
             n_regions += 1
             label = base + n_regions
             mark[start] = label
-            top = 1
-            stack[0] = start
+            reach = start == tail_cell
             size = 0
+            top = 0
+            if not reach:
+                top = 1
+                stack[0] = start
             while top > 0:
                 top -= 1
                 c = stack[top]
                 size += 1
                 for nb in (c + 1, c - 1, c + stride, c - stride):
-                    if mark[nb] < base:
+                    mk = mark[nb]
+                    if mk < base:
                         v = grid[g, nb]
                         if not (v & WALL) and not _solid(v, nb, tail_cell):
                             mark[nb] = label
+                            if nb == tail_cell:
+                                reach = True
+                                break
                             stack[top] = nb
                             top += 1
+                    elif mk > base and mk != label:  # an earlier region of this observation: it found the tail
+                        reach = True
+                        break
+                if reach:
+                    break
             if n_regions == 1:
                 size1 = size
+                reach1 = reach
             elif n_regions == 2:
                 size2 = size
+                reach2 = reach
             else:
                 size3 = size
+                reach3 = reach
         region = mark[start] - base
-        if mark[tail_cell] == mark[start]:
+        if (reach1 if region == 1 else (reach2 if region == 2 else reach3)):
             out[row, 27 + i] = 1.0  # the tail is reachable from there
         else:
             size = size1 if region == 1 else (size2 if region == 2 else size3)
