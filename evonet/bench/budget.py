@@ -200,8 +200,10 @@ def _evonet(build_model, data, budget_s, epochs, seed, workdir, recorder, aging:
             if rec["elapsed"] + offset <= budget_s:
                 recorder.trace.append((float(rec["elapsed"]) + offset, float(rec["best"])))
         epochs_trained = sum(r.get("epochs") or 0 for r in rows)
+    # with its cross-validation, evonet's choice is refit for the epochs the folds trained (as its best_model)
+    epochs_of_choice = best["refit"]["epochs"] if best.get("cross_validation") else best.get("best_epoch")
     return {"values": s.best_hyperparameters, "val_accuracy": best.get("search_fitness"),
-            "best_epoch": best.get("best_epoch"), "trainings": int(best.get("trainings", len(rows))),
+            "best_epoch": epochs_of_choice, "trainings": int(best.get("trainings", len(rows))),
             "epochs_trained": int(epochs_trained), "busy_s": float(s.summary.get("utilization") or 0) * budget_s}
 
 
