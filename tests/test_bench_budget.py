@@ -81,3 +81,30 @@ def test_seconds_to_reach_reads_the_median_best_so_far_curve():
                                     trainings=[1], epochs_trained=[1], utilization=[1.0])
     text = table(result)
     assert "| slow | 0.9000 | 0.9000 | 0.8000 | 1 | 1 | 1.00 | never |" in text and "| fast |" in text
+
+
+def test_a_failed_run_does_not_stop_the_others_and_a_rerun_keeps_what_finished(tmp_path, capsys):
+    from evonet.bench import budget as b
+    from evonet.core.errors import RunFailed
+
+    kept = {"method": "kt_random", "seed": 0, "dataset": "digits", "budget_s": 5.0, "epochs": 2,
+            "test_accuracy": 0.9, "val_accuracy": 0.91, "values": {}, "best_epoch": 2, "trainings": 3,
+            "epochs_trained": 6, "utilization": 0.8, "search_s": 5.1, "trace": [[1.0, 0.91]]}
+    (tmp_path / "kt_random-seed0.json").write_text(json.dumps(kept))
+    with pytest.raises(RunFailed) as err:  # "no_such" fails in its subprocess; kt_random seed 0 is kept
+        b.bench_budget(5.0, [0], "digits", ["kt_random", "no_such"], epochs=2, out=tmp_path)
+    assert "1 of 2 runs failed (no_such seed 0: KeyError" in str(err.value) and "\n" not in str(err.value)
+    assert json.loads((tmp_path / "kt_random-seed0.json").read_text()) == kept  # nothing written is lost
+    result = b.bench_budget(5.0, [0], "digits", ["kt_random"], epochs=2, out=tmp_path)
+    assert result["methods"]["kt_random"]["test_accuracy"] == [0.9]  # kept, not run again
+
+
+def test_the_refit_builds_what_a_method_trained_even_past_its_declared_range():
+    from evonet.bench.budget import FixedHP, build_function
+
+    model = build_function("digits", (8, 8), 10)(FixedHP({"layers": 1, "units_0": 257, "activation": "elu",
+                                                           "dropout": False, "lr": 0.001}))
+    assert [layer.units for layer in model.layers if hasattr(layer, "units")] == [257, 10]
+    hp = FixedHP({})
+    assert (hp.Int("n", 3, 9), hp.Float("f", 0.5, 1.0, default=0.7), hp.Choice("c", ["a", "b"]),
+            hp.Boolean("b")) == (3, 0.7, "a", False)

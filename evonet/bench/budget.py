@@ -54,7 +54,7 @@ from typing import Callable
 
 import numpy as np
 
-from evonet.core.errors import ConfigError, DependencyNotInstalled
+from evonet.core.errors import ConfigError, DependencyNotInstalled, RunFailed
 
 DATASETS = ("digits", "mnist5k")
 BATCH_SIZE = 32
@@ -131,6 +131,28 @@ class OptunaHP:
 
     def Boolean(self, name, default=False):
         return self._keep(name, self.trial.suggest_categorical(name, [False, True]))
+
+
+class FixedHP:
+    """``hp`` answering every declaration with the value a method trained (as it reported
+    it: KerasTuner's Bayesian optimization may return an integer one past its log-scale
+    range, and the refit builds the model it trained); an undeclared name: its default,
+    else the range's minimum, the first choice, False."""
+
+    def __init__(self, values: dict):
+        self.values = dict(values)
+
+    def Int(self, name, min_value, max_value, step=1, sampling="linear", default=None):
+        return int(self.values.get(name, min_value if default is None else default))
+
+    def Float(self, name, min_value, max_value, step=None, sampling="linear", default=None):
+        return float(self.values.get(name, min_value if default is None else default))
+
+    def Choice(self, name, values, ordered=None, default=None):
+        return self.values.get(name, values[0] if default is None else default)
+
+    def Boolean(self, name, default=False):
+        return bool(self.values.get(name, default))
 
 
 class Recorder:
@@ -422,13 +444,12 @@ REQUIRES = {"kt_random": "keras_tuner", "kt_hyperband": "keras_tuner", "kt_bayes
 def refit_and_test(build_model, data, values: dict, epochs: int, seed: int) -> float:
     """The final protocol: ``values`` built, trained on train + validation for ``epochs``,
     scored once on the test split."""
-    from evonet.problems.nas.hp import HyperParameters
     from evonet.tf_utils import import_keras
 
     keras = import_keras()
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = build_model(HyperParameters(dict(values)))
+    model = build_model(FixedHP(values))
     x = np.concatenate([data["x_train"], data["x_val"]])
     y = np.concatenate([data["y_train"], data["y_val"]])
     model.fit(*_batches(keras, x, y, seed=seed), epochs=max(1, int(epochs)), verbose=0)
@@ -450,7 +471,8 @@ def run_one(method: str, dataset: str, budget_s: float, epochs: int, seed: int, 
         if acc > best:
             best = acc
             trace.append([t, acc])
-    row = {"method": method, "seed": seed, "test_accuracy": test, "val_accuracy": r["val_accuracy"],
+    row = {"method": method, "seed": seed, "dataset": dataset, "budget_s": budget_s, "epochs": epochs,
+           "test_accuracy": test, "val_accuracy": r["val_accuracy"],
            "values": r["values"], "best_epoch": r["best_epoch"], "trainings": r["trainings"],
            "epochs_trained": r["epochs_trained"], "utilization": round(min(1.0, r["busy_s"] / budget_s), 4),
            "search_s": round(search_s, 2), "trace": trace}
@@ -497,11 +519,25 @@ def bench_budget(budget_s: float, seeds: list[int], dataset: str, methods: list[
     jobs = [(m, s) for m in methods for s in seeds]
     running: list = []
     rows: list[dict] = []
+    failures: list[str] = []
+
+    def done_before(m, s, path) -> dict | None:
+        """A (method, seed) file of this very setting in ``out`` (an earlier, interrupted run): kept."""
+        try:
+            r = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        same = (r.get("method"), r.get("seed"), r.get("dataset"), r.get("budget_s"), r.get("epochs")) == \
+            (m, s, dataset, float(budget_s), int(epochs))
+        return r if same else None
 
     def finish(proc, m, s, path):
         _, err = proc.communicate()
         if proc.returncode != 0 or not path.exists():
-            raise RuntimeError(f"{m} seed {s} failed: {' '.join(err.strip().splitlines()[-1:])}")
+            failures.append(f"{m} seed {s}: {' '.join(err.strip().splitlines()[-1:])}")
+            if log:
+                log(f"{m} seed {s} failed: {failures[-1]}")
+            return
         rows.append(json.loads(path.read_text()))
         if log:
             r = rows[-1]
@@ -509,14 +545,23 @@ def bench_budget(budget_s: float, seeds: list[int], dataset: str, methods: list[
                 f"{r['trainings']} trainings, {r['epochs_trained']} epochs")
 
     for m, s in jobs:
+        path = out / f"{m}-seed{s}.json"
+        kept = done_before(m, s, path)
+        if kept is not None:
+            rows.append(kept)
+            if log:
+                log(f"{m} seed {s}: kept from {path}")
+            continue
         while len(running) >= max(1, parallel):
             finish(*running.pop(0))
-        path = out / f"{m}-seed{s}.json"
         cmd = [sys.executable, "-m", "evonet.bench.budget", m, dataset, str(budget_s), str(epochs), str(s), str(path)]
         running.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), m, s,
                         path))
     while running:
         finish(*running.pop(0))
+    if failures:  # the finished ones stay in out; a rerun of the same command keeps them
+        raise RunFailed(f"bench search: {len(failures)} of {len(jobs)} runs failed ({'; '.join(failures)}); "
+                        f"the others are kept in {out}: the same command runs only what is missing")
     result = {"budget_s": budget_s, "dataset": dataset, "epochs": epochs, "seeds": seeds, "methods": {}}
     for m in methods:
         mine = sorted((r for r in rows if r["method"] == m), key=lambda r: r["seed"])

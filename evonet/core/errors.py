@@ -13,3 +13,9 @@ class ConfigError(EvonetError):
 
 class DependencyNotInstalled(EvonetError):
     """An optional heavy dependency is missing."""
+
+
+class RunFailed(EvonetError):
+    """Work that was started did not finish (what did finish is kept); exit code 1."""
+
+    exit_code = 1
