@@ -199,10 +199,11 @@ def test_summarize_theailearner_counts_apples_beyond_length_3():
 
 def test_bench_snake_smoke():
     out = bench_snake(seconds_seed_style=0.05, population=8, games=2, seconds_vectorized=0.05,
-                      min_seed_style_steps=20)
+                      min_seed_style_steps=20, flagship_population=2)
     for key in ("seed_style_steps_per_s", "vectorized_steps_per_s", "ratio", "peak_rss_mb",
                 "vectorized_long_steps_per_s", "fused_steps_per_s", "fused_long_steps_per_s",
-                "fused_single_core_steps_per_s"):
+                "fused_single_core_steps_per_s", "flagship_steps_per_s", "flagship_vectorized_steps_per_s",
+                "flagship_single_core_steps_per_s"):
         assert out[key] > 0
     assert out["ratio"] == pytest.approx(out["vectorized_steps_per_s"] / out["seed_style_steps_per_s"])
     assert out["rules"] == "classic 10x10"

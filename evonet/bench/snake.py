@@ -106,16 +106,17 @@ def _seed_style(weights: np.ndarray, rules: Rules, seconds: float, min_steps: in
     return steps / (time.perf_counter() - start)
 
 
-def _vectorized(weights: np.ndarray, rules: Rules, games: int, seconds: float, observation: str) -> float:
+def _vectorized(weights: np.ndarray, rules: Rules, games: int, seconds: float, observation: str,
+                spec: nn.MLPSpec = BLOG_SPEC) -> float:
     """evaluate_weights over the population, repeated (fresh seeds) for >= seconds."""
     population = weights.shape[0]
     seeds = np.arange(population * games, dtype=np.uint64).reshape(population, games)
-    evaluate_weights(BLOG_SPEC, weights, rules, observation, seeds)  # compile / warm up
+    evaluate_weights(spec, weights, rules, observation, seeds)  # compile / warm up
     total, rep = 0, 0
     start = time.perf_counter()
     while rep == 0 or time.perf_counter() - start < seconds:
         rep += 1
-        result = evaluate_weights(BLOG_SPEC, weights, rules, observation, seeds + np.uint64(rep * seeds.size))
+        result = evaluate_weights(spec, weights, rules, observation, seeds + np.uint64(rep * seeds.size))
         total += result.env_steps
     return total / (time.perf_counter() - start)
 
@@ -137,9 +138,27 @@ def _fused(weights: np.ndarray, rules: Rules, games: int, seconds: float, observ
     return total / (time.perf_counter() - start)
 
 
+#: the network of experiments/snake_classic10.yaml (vision, 35-16-3 tanh)
+FLAGSHIP_SPEC = nn.MLPSpec(35, (16,), 3, activation="tanh", output_activation="linear")
+#: a genome evolved by that experiment (its best/genome.npz), so the games are long
+FLAGSHIP_GENOME = "snake_classic10_genome.npz"
+
+
+def flagship_weights(population: int = 64) -> np.ndarray:
+    """(population, n_params): the shipped snake_classic10 genome for every individual."""
+    from importlib.resources import files
+
+    with np.load(files("evonet.data").joinpath(FLAGSHIP_GENOME).open("rb"), allow_pickle=False) as data:
+        genome = np.asarray(data["genome"], dtype=np.float32)
+    if genome.shape != (FLAGSHIP_SPEC.n_params,):
+        raise ValueError(f"{FLAGSHIP_GENOME}: expected {FLAGSHIP_SPEC.n_params} weights, got {genome.shape}")
+    return np.tile(genome, (population, 1))
+
+
 def bench_snake(seconds_seed_style: float = 3.0, population: int = 256, games: int = 8,
                 seconds_vectorized: float = 3.0, rules: Rules | None = None, seed: int = 0,
-                min_seed_style_steps: int = 300, keras_call: str = "predict_on_batch") -> dict:
+                min_seed_style_steps: int = 300, keras_call: str = "predict_on_batch",
+                flagship_population: int = 64) -> dict:
     """Env-steps per second of the seed blog's loop and of the batched evaluator.
 
     Both play 7-9-15-3 networks on the blog7 observation under ``rules`` (default classic
@@ -156,7 +175,11 @@ def bench_snake(seconds_seed_style: float = 3.0, population: int = 256, games: i
     ``ratio`` (their quotient), ``vectorized_long_steps_per_s`` (heuristic-like networks),
     ``fused_steps_per_s`` / ``fused_long_steps_per_s`` (the same two workloads on the fused
     engine, every core: ``fused_threads``), ``fused_single_core_steps_per_s`` (random
-    networks, one thread),
+    networks, one thread), ``flagship_steps_per_s`` / ``flagship_single_core_steps_per_s`` /
+    ``flagship_vectorized_steps_per_s`` (the workload of ``snake_classic10.yaml``:
+    ``flagship_population`` x 8 games, ``vision``, its 35-16-3 network with the shipped
+    evolved genome, :func:`flagship_weights`; on the fused engine, its one-thread run and
+    the batched path),
     ``peak_rss_mb`` (peak resident memory of this process, TensorFlow included),
     ``peak_rss_mb_before_keras`` (the same before TensorFlow is imported, if it was not
     already) and the settings.
@@ -171,6 +194,11 @@ def bench_snake(seconds_seed_style: float = 3.0, population: int = 256, games: i
     fused = _fused(weights, rules, games, seconds_vectorized, "blog7")
     fused_long = _fused(long_weights, rules, games, seconds_vectorized, "blog7")
     fused_one = _fused(weights, rules, games, seconds_vectorized, "blog7", threads=1)
+    # the flagship: snake_classic10.yaml's workload (64 x 8 games, vision, 35-16-3) with its evolved genome
+    flag = flagship_weights(flagship_population)
+    flagship_vectorized = _vectorized(flag, rules, 8, seconds_vectorized, "vision", spec=FLAGSHIP_SPEC)
+    flagship = _fused(flag, rules, 8, seconds_vectorized, "vision", spec=FLAGSHIP_SPEC)
+    flagship_one = _fused(flag, rules, 8, seconds_vectorized, "vision", threads=1, spec=FLAGSHIP_SPEC)
     rss_before_keras = _peak_rss_mb()
     seed_style = _seed_style(weights[0], rules, seconds_seed_style, min_seed_style_steps, keras_call)
     return {
@@ -187,6 +215,10 @@ def bench_snake(seconds_seed_style: float = 3.0, population: int = 256, games: i
         "fused_long_steps_per_s": fused_long,
         "fused_single_core_steps_per_s": fused_one,
         "fused_threads": numba.get_num_threads(),
+        "flagship_population": flagship_population,
+        "flagship_vectorized_steps_per_s": flagship_vectorized,
+        "flagship_steps_per_s": flagship,
+        "flagship_single_core_steps_per_s": flagship_one,
         "peak_rss_mb": _peak_rss_mb(),
         "peak_rss_mb_before_keras": rss_before_keras,
     }
