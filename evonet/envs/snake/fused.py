@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import engine as _e
-from .observations import OBSERVATION_IDS, OBSERVATIONS, check_observation
+from .observations import OBSERVATION_IDS
 from .rules import Rules
 
 #: activation name -> code of the compiled forward pass
@@ -399,23 +399,12 @@ def play_mlp(spec, weights: np.ndarray, rules: Rules, observation: str, seeds: n
     every game to its end in compiled code, over ``threads`` threads (default: numba's,
     every core). Returns :class:`evonet.problems.snake.evaluate.SnakeResults` with (P, G)
     arrays; the same for any ``threads``."""
-    from evonet.problems.snake.evaluate import SnakeResults
-
     import numba
 
-    check_observation(observation)
-    if spec.n_inputs != OBSERVATIONS[observation]:
-        raise ValueError(f"observation {observation!r} has {OBSERVATIONS[observation]} features but the network "
-                         f"takes {spec.n_inputs}")
-    if spec.n_outputs != 3:
-        raise ValueError(f"a snake network has 3 outputs (left, straight, right), got {spec.n_outputs}")
+    from evonet.problems.snake.evaluate import SnakeResults, check_population
+
+    weights, seeds = check_population(spec, weights, observation, seeds)
     sizes, acts = network_arrays(spec)
-    weights = np.ascontiguousarray(weights, dtype=np.float32)
-    seeds = np.asarray(seeds)
-    if weights.ndim != 2 or weights.shape[1] != spec.n_params:
-        raise ValueError(f"weights must have shape (P, {spec.n_params}), got {weights.shape}")
-    if seeds.ndim != 2 or seeds.shape[0] != weights.shape[0]:
-        raise ValueError(f"seeds must have shape (P={weights.shape[0]}, G), got {seeds.shape}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
     from .rng import as_seeds

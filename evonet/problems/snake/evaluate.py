@@ -63,6 +63,24 @@ def _results(engine: BatchSnake, shape: tuple[int, ...]) -> SnakeResults:
     )
 
 
+def check_population(spec: nn.MLPSpec, weights, observation: str, seeds) -> tuple[np.ndarray, np.ndarray]:
+    """``(weights (P, n_params) float32 C-contiguous, seeds (P, G))`` of a population's games,
+    or ``ValueError`` naming what does not fit (observation size, 3 outputs, shapes)."""
+    check_observation(observation)
+    n_obs = OBSERVATIONS[observation]
+    if spec.n_inputs != n_obs:
+        raise ValueError(f"observation {observation!r} has {n_obs} features but the network takes {spec.n_inputs}")
+    if spec.n_outputs != 3:
+        raise ValueError(f"a snake network has 3 outputs (left, straight, right), got {spec.n_outputs}")
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    seeds_arr = np.asarray(seeds)
+    if weights.ndim != 2 or weights.shape[1] != spec.n_params:
+        raise ValueError(f"weights must have shape (P, {spec.n_params}), got {weights.shape}")
+    if seeds_arr.ndim != 2 or seeds_arr.shape[0] != weights.shape[0]:
+        raise ValueError(f"seeds must have shape (P={weights.shape[0]}, G), got {seeds_arr.shape}")
+    return weights, seeds_arr
+
+
 def evaluate_weights(spec: nn.MLPSpec, weights: np.ndarray, rules: Rules, observation: str,
                      seeds: np.ndarray) -> SnakeResults:
     """Individual p plays the games ``seeds[p, :]`` greedily with network ``weights[p]``.
@@ -78,18 +96,8 @@ def evaluate_weights(spec: nn.MLPSpec, weights: np.ndarray, rules: Rules, observ
     Returns:
         :class:`SnakeResults` with (P, G) arrays.
     """
-    check_observation(observation)
+    weights, seeds_arr = check_population(spec, weights, observation, seeds)
     n_obs = OBSERVATIONS[observation]
-    if spec.n_inputs != n_obs:
-        raise ValueError(f"observation {observation!r} has {n_obs} features but the network takes {spec.n_inputs}")
-    if spec.n_outputs != 3:
-        raise ValueError(f"a snake network has 3 outputs (left, straight, right), got {spec.n_outputs}")
-    weights = np.ascontiguousarray(weights, dtype=np.float32)
-    seeds_arr = np.asarray(seeds)
-    if weights.ndim != 2 or weights.shape[1] != spec.n_params:
-        raise ValueError(f"weights must have shape (P, {spec.n_params}), got {weights.shape}")
-    if seeds_arr.ndim != 2 or seeds_arr.shape[0] != weights.shape[0]:
-        raise ValueError(f"seeds must have shape (P={weights.shape[0]}, G), got {seeds_arr.shape}")
     n_ind, n_games = seeds_arr.shape
     engine = BatchSnake(rules, as_seeds(seeds_arr))
     if n_ind == 0 or n_games == 0:
