@@ -44,7 +44,7 @@ class StoppingRules:
         if stop_cfg is None:
             return cls()
         return cls(stop_cfg.target_fitness, stop_cfg.stagnation, stop_cfg.max_seconds, stop_cfg.max_evaluations,
-                   bool(getattr(stop_cfg, "include_final", False)))
+                   stop_cfg.include_final)
 
     def update(self, record: dict) -> None:
         """Fold in a generation's record (tracks the best fitness and its generation)."""

@@ -2,22 +2,24 @@
 
 :func:`play_mlp` plays every game of a population to its end inside one numba function:
 the observation, the network's forward pass, the greedy action and the step, with no
-Python between steps, the games spread over the cores (``prange`` over blocks of games;
+Python between steps, the games spread over the cores (``prange`` over chunks of games;
 every game is independent, so the result does not depend on the number of threads or on
-how the games are blocked).
+how the games are chunked).
 
-The game logic is the batched engine's own (:mod:`.engine`: the same compiled step and
-observation functions, called on one game at a time), so a game given the same actions is
-the same game, move for move, as in :class:`~.engine.BatchSnake` and in the reference.
+A thread plays LANES games of its chunk in lockstep, each lane with its own network; a lane
+whose game ends takes the chunk's next game. The game logic is the batched engine's own
+(:mod:`.engine`: the same compiled step and observation functions, inlined, called on the
+live lanes), so a game given the same actions is the same game, move for move, as in
+:class:`~.engine.BatchSnake` and in the reference.
 
-The forward pass is written out in scalar float32 arithmetic with a fixed order and no
-BLAS: for each unit, ``sum_i x[i] * W[i, o]`` accumulated in input order, then the bias;
-the activations use additions, multiplications and divisions only, never the C library's
-``exp``/``tanh`` (whose last bit may differ between libraries and CPUs): tanh is
-:func:`tanh32`, the float32 rational approximation Eigen and XLA use; sigmoid, elu and selu
-are computed in float64 with :func:`exp64` (a Cody-Waite reduction and a degree-13
-polynomial) and rounded to float32. numba compiles without fast-math, so nothing is reassociated or fused:
-the same weights and seeds give the same games on any x86-64 CPU and any thread count.
+The forward pass runs over the lanes in float32 with a fixed order and no BLAS: for each
+unit, ``sum_i x[i] * W[i, o]`` accumulated in input order, then the bias; the activations
+use additions, multiplications and divisions only, never the C library's ``exp``/``tanh``
+(whose last bit may differ between libraries and CPUs): tanh is :func:`tanh32`, the
+float32 rational approximation Eigen and XLA use; sigmoid, elu and selu are computed in
+float64 with :func:`exp64` (a Cody-Waite reduction and a degree-13 polynomial) and rounded
+to float32. numba compiles without fast-math, so nothing is reassociated or fused: the
+same weights and seeds give the same games on any x86-64 CPU and any thread count.
 The greedy action is the first index of the largest output (NumPy's ``argmax``: a NaN
 wins); with a ``softmax`` output the largest logit is taken (softmax keeps the order).
 
@@ -32,6 +34,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from evonet.nn import _LEAKY_SLOPE, _SELU_ALPHA, _SELU_SCALE
+
 from . import engine as _e
 from .observations import OBSERVATION_IDS
 from .rules import Rules
@@ -40,9 +44,6 @@ from .rules import Rules
 ACT_CODES: dict[str, int] = {"linear": 0, "relu": 1, "tanh": 2, "sigmoid": 3, "elu": 4, "selu": 5,
                              "leaky_relu": 6, "softmax": 7}
 
-_SELU_ALPHA = 1.6732632423543772
-_SELU_SCALE = 1.0507009873554805
-_LEAKY_SLOPE = 0.2
 
 # exp: x = k ln2 + r, |r| <= ln2 / 2 (Cody-Waite: ln2 split so k * LN2_HI is exact)
 _INV_LN2 = 1.4426950408889634
