@@ -8,8 +8,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
 SCRATCH="$(mktemp -d -t evonet-tests.XXXXXX)"
 trap 'rm -rf "$SCRATCH"' EXIT
+# numba keys a cached function on its own file only, and the fused snake kernel inlines the engine's
+# functions from the files beside it: the cache directory is keyed by all of their sources
+SNAKE_SRC="$(cat "$ROOT"/evonet/envs/snake/*.py "$ROOT"/evonet/nn.py | sha256sum | cut -c1-16)"
 export KERAS_HOME="$SCRATCH/keras" MPLCONFIGDIR="$SCRATCH/mpl" RAY_TMPDIR="$SCRATCH/ray" \
-       NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$ROOT/.venv/numba-cache}" \
+       NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$ROOT/.venv/numba-cache/$SNAKE_SRC}" \
        SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYTHONDONTWRITEBYTECODE=1
 
 status=0

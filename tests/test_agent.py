@@ -305,3 +305,26 @@ def test_watch_shows_a_median_game_by_default(tmp_path, capsys):
                  "--max-frames", "2"]) == 0
     out = capsys.readouterr().out
     assert "median" not in out and "evaluation seed 3: score" in out
+
+
+def test_agent_plays_the_evaluated_games_move_for_move(tmp_path):
+    """Agent.act uses the evaluator's forward pass: a game played one move at a time through
+    the public API is the game evaluate_weights played (no near-tie allowance)."""
+    from evonet.bench.snake import FLAGSHIP_SPEC, flagship_weights
+    from evonet.envs.snake import SnakeGame
+    from evonet.envs.snake.rules import make_rules as rules_of
+    from evonet.evaluators.snake import evaluate_weights
+    from evonet.snake import load_agent
+
+    genome = flagship_weights(1)[0]
+    save_agent(tmp_path / "best", FLAGSHIP_SPEC, genome, "vision", RULES)
+    agent = load_agent(tmp_path / "best")
+    rules = rules_of("classic", 10, 10)
+    seeds = np.arange(6, dtype=np.uint64)
+    res = evaluate_weights(FLAGSHIP_SPEC, genome[None], rules, "vision", seeds[None])
+    assert res.scores.mean() > 40  # long games: many forward passes
+    for g, seed in enumerate(seeds):
+        game = SnakeGame(rules, int(seed))
+        while not game.done:
+            game.step(agent.act(game.body, game.apple, game.heading, rules.width, rules.height))
+        assert (game.score, game.steps, game.won) == (res.scores[0, g], res.steps[0, g], res.won[0, g])

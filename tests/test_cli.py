@@ -74,6 +74,7 @@ def test_tiny_run_then_eval(tmp_path, evonet_cmd, subprocess_env):
         (["--set", "snake.rules=tetris"], "snake.rules"),
         (["--set", "ga.crossover.name=nope"], "ga.crossover.name"),
         (["--set", "ga.wat=1"], "ga.wat"),
+        (["--set", "snake.threads=0"], "snake.threads"),
     ],
 )
 def test_bad_config_exits_2_before_any_work(tmp_path, evonet_cmd, subprocess_env, args, fragment):

@@ -1,11 +1,11 @@
-"""How fast snake games are played: the seed blog's loop against the batched evaluator
-and the fused engine.
+"""How fast snake games are played: the seed blog's loop against evonet's evaluator.
 
 The seed blog plays one game at a time and calls its Keras model once per step
 (``model.predict`` on a single observation). :func:`bench_snake` times that style with
-the same 7-9-15-3 networks, then the batched evaluator
-(:func:`evonet.evaluators.snake.evaluate_weights`) on a population, and reports env-steps
-per second for both.
+the same 7-9-15-3 networks, then the evaluator evolution uses
+(:func:`evonet.problems.snake.evaluate.evaluate_weights`: the fused engine, on every core
+and on one) and the batched reference path on a population, and reports env-steps per
+second for each, all in one run.
 
 Two kinds of networks are measured: random ones (most die within a few steps or circle
 until they starve: a typical early generation) and :func:`heuristic_like_weights`, a
@@ -107,34 +107,18 @@ def _seed_style(weights: np.ndarray, rules: Rules, seconds: float, min_steps: in
 
 
 def _vectorized(weights: np.ndarray, rules: Rules, games: int, seconds: float, observation: str,
-                spec: nn.MLPSpec = BLOG_SPEC) -> float:
-    """evaluate_weights over the population, repeated (fresh seeds) for >= seconds."""
+                spec: nn.MLPSpec = BLOG_SPEC, engine: str = "fused", threads: int | None = None) -> float:
+    """evaluate_weights over the population on ``engine``, repeated (fresh seeds) for >= seconds."""
     population = weights.shape[0]
     seeds = np.arange(population * games, dtype=np.uint64).reshape(population, games)
-    evaluate_weights(spec, weights, rules, observation, seeds)  # compile / warm up
+    evaluate_weights(spec, weights, rules, observation, seeds, engine=engine, threads=threads)  # compile / warm up
     total, rep = 0, 0
     start = time.perf_counter()
     while rep == 0 or time.perf_counter() - start < seconds:
         rep += 1
-        result = evaluate_weights(spec, weights, rules, observation, seeds + np.uint64(rep * seeds.size))
+        result = evaluate_weights(spec, weights, rules, observation, seeds + np.uint64(rep * seeds.size),
+                                  engine=engine, threads=threads)
         total += result.env_steps
-    return total / (time.perf_counter() - start)
-
-
-def _fused(weights: np.ndarray, rules: Rules, games: int, seconds: float, observation: str,
-           threads: int | None = None, spec: nn.MLPSpec = BLOG_SPEC) -> float:
-    """The fused engine (:func:`evonet.envs.snake.fused.play_mlp`) on the same workload."""
-    from evonet.envs.snake.fused import play_mlp
-
-    population = weights.shape[0]
-    seeds = np.arange(population * games, dtype=np.uint64).reshape(population, games)
-    play_mlp(spec, weights, rules, observation, seeds, threads=threads)  # compile / warm up
-    total, rep = 0, 0
-    start = time.perf_counter()
-    while rep == 0 or time.perf_counter() - start < seconds:
-        rep += 1
-        total += play_mlp(spec, weights, rules, observation, seeds + np.uint64(rep * seeds.size),
-                          threads=threads).env_steps
     return total / (time.perf_counter() - start)
 
 
@@ -159,46 +143,45 @@ def bench_snake(seconds_seed_style: float = 3.0, population: int = 256, games: i
                 seconds_vectorized: float = 3.0, rules: Rules | None = None, seed: int = 0,
                 min_seed_style_steps: int = 300, keras_call: str = "predict_on_batch",
                 flagship_population: int = 64) -> dict:
-    """Env-steps per second of the seed blog's loop and of the batched evaluator.
+    """Env-steps per second of the seed blog's loop and of evonet's evaluator.
 
     Both play 7-9-15-3 networks on the blog7 observation under ``rules`` (default classic
     10 x 10). The seed-blog style plays the population's first random network, one game
     after another, one Keras call (``keras_call``: ``predict_on_batch``, ``call`` for
     ``model(x, training=False)``, or ``predict``, the blog's own and much slower) per step,
     for ``seconds_seed_style`` and at least ``min_seed_style_steps`` steps; TensorFlow runs
-    on one intra- and one inter-op thread. The vectorized evaluator plays ``population``
-    random networks x ``games`` games, after a warm-up, repeated for
-    ``seconds_vectorized``; then the same with the population all set to
-    :func:`heuristic_like_weights` (long games).
+    on one intra- and one inter-op thread. The evaluator plays ``population`` random
+    networks x ``games`` games, after a warm-up, repeated for ``seconds_vectorized``; then
+    the same with the population all set to :func:`heuristic_like_weights` (long games).
 
-    Returns ``seed_style_steps_per_s``, ``vectorized_steps_per_s`` (random networks),
-    ``ratio`` (their quotient), ``vectorized_long_steps_per_s`` (heuristic-like networks),
-    ``fused_steps_per_s`` / ``fused_long_steps_per_s`` (the same two workloads on the fused
-    engine, every core: ``fused_threads``), ``fused_single_core_steps_per_s`` (random
-    networks, one thread), ``flagship_steps_per_s`` / ``flagship_single_core_steps_per_s`` /
-    ``flagship_vectorized_steps_per_s`` (the workload of ``snake_classic10.yaml``:
-    ``flagship_population`` x 8 games, ``vision``, its 35-16-3 network with the shipped
-    evolved genome, :func:`flagship_weights`; on the fused engine, its one-thread run and
-    the batched path),
-    ``peak_rss_mb`` (peak resident memory of this process, TensorFlow included),
-    ``peak_rss_mb_before_keras`` (the same before TensorFlow is imported, if it was not
-    already) and the settings.
+    Returns ``seed_style_steps_per_s``; ``vectorized_steps_per_s`` (random networks, the
+    fused engine on every core: ``threads``), ``ratio`` (its quotient by the seed style),
+    ``vectorized_long_steps_per_s`` (heuristic-like networks), ``single_core_steps_per_s``
+    (random networks, one thread); ``batched_steps_per_s`` / ``batched_long_steps_per_s``
+    (the batched reference path on the same two workloads); ``flagship_steps_per_s`` /
+    ``flagship_single_core_steps_per_s`` / ``flagship_batched_steps_per_s`` (the workload
+    of ``snake_classic10.yaml``: ``flagship_population`` x 8 games, ``vision``, its 35-16-3
+    network with the shipped evolved genome, :func:`flagship_weights`: every core, one
+    thread, the batched path); ``peak_rss_mb`` (peak resident memory of this process,
+    TensorFlow included), ``peak_rss_mb_before_keras`` (the same before TensorFlow is
+    imported, if it was not already) and the settings.
     """
     import numba
 
     rules = rules or make_rules("classic")
     weights = _random_weights(BLOG_SPEC, population, seed)
-    vectorized = _vectorized(weights, rules, games, seconds_vectorized, "blog7")
     long_weights = np.tile(heuristic_like_weights(), (population, 1))
+    vectorized = _vectorized(weights, rules, games, seconds_vectorized, "blog7")
     vectorized_long = _vectorized(long_weights, rules, games, seconds_vectorized, "blog7")
-    fused = _fused(weights, rules, games, seconds_vectorized, "blog7")
-    fused_long = _fused(long_weights, rules, games, seconds_vectorized, "blog7")
-    fused_one = _fused(weights, rules, games, seconds_vectorized, "blog7", threads=1)
+    single = _vectorized(weights, rules, games, seconds_vectorized, "blog7", threads=1)
+    batched = _vectorized(weights, rules, games, seconds_vectorized, "blog7", engine="batched")
+    batched_long = _vectorized(long_weights, rules, games, seconds_vectorized, "blog7", engine="batched")
     # the flagship: snake_classic10.yaml's workload (64 x 8 games, vision, 35-16-3) with its evolved genome
     flag = flagship_weights(flagship_population)
-    flagship_vectorized = _vectorized(flag, rules, 8, seconds_vectorized, "vision", spec=FLAGSHIP_SPEC)
-    flagship = _fused(flag, rules, 8, seconds_vectorized, "vision", spec=FLAGSHIP_SPEC)
-    flagship_one = _fused(flag, rules, 8, seconds_vectorized, "vision", threads=1, spec=FLAGSHIP_SPEC)
+    flagship = _vectorized(flag, rules, 8, seconds_vectorized, "vision", spec=FLAGSHIP_SPEC)
+    flagship_one = _vectorized(flag, rules, 8, seconds_vectorized, "vision", spec=FLAGSHIP_SPEC, threads=1)
+    flagship_batched = _vectorized(flag, rules, 8, seconds_vectorized, "vision", spec=FLAGSHIP_SPEC,
+                                   engine="batched")
     rss_before_keras = _peak_rss_mb()
     seed_style = _seed_style(weights[0], rules, seconds_seed_style, min_seed_style_steps, keras_call)
     return {
@@ -207,18 +190,18 @@ def bench_snake(seconds_seed_style: float = 3.0, population: int = 256, games: i
         "population": population,
         "games": games,
         "keras_call": keras_call,
+        "threads": numba.get_num_threads(),
         "seed_style_steps_per_s": seed_style,
         "vectorized_steps_per_s": vectorized,
         "ratio": vectorized / seed_style,
         "vectorized_long_steps_per_s": vectorized_long,
-        "fused_steps_per_s": fused,
-        "fused_long_steps_per_s": fused_long,
-        "fused_single_core_steps_per_s": fused_one,
-        "fused_threads": numba.get_num_threads(),
+        "single_core_steps_per_s": single,
+        "batched_steps_per_s": batched,
+        "batched_long_steps_per_s": batched_long,
         "flagship_population": flagship_population,
-        "flagship_vectorized_steps_per_s": flagship_vectorized,
         "flagship_steps_per_s": flagship,
         "flagship_single_core_steps_per_s": flagship_one,
+        "flagship_batched_steps_per_s": flagship_batched,
         "peak_rss_mb": _peak_rss_mb(),
         "peak_rss_mb_before_keras": rss_before_keras,
     }

@@ -11,9 +11,11 @@ An agent on disk is a pair of files in one directory:
        "network": MLPSpec.to_dict(), ...extra keys}
 
 A run directory keeps its final agent in ``RUN_DIR/best/``. :func:`load_agent` accepts
-any of these paths. The loaded :class:`Agent` plays with :func:`evonet.nn.forward` on the
-weights read from ``agent.keras`` (numpy, no Keras call per step, and no TensorFlow
-import at all for a plain dense model).
+any of these paths. The loaded :class:`Agent` plays on the weights read from
+``agent.keras`` in NumPy (no Keras call per step, and no TensorFlow import at all for a
+plain dense model), with the fused engine's fixed-order forward pass
+(:func:`evonet.envs.snake.fused.forward_fixed`), so a watched game is move for move the game
+the evaluation played; :meth:`Agent.outputs` is :func:`evonet.nn.forward`.
 
 Actions are relative to the heading: 0 turn left, 1 go straight, 2 turn right.
 """
@@ -129,6 +131,9 @@ class Agent:
             )
         self.rules = dict(self.rules)
         self._layers = unflatten(self.spec, self.weights)
+        from evonet.problems.snake.evaluate import pick_engine
+
+        self._exact = pick_engine(self.spec) == "fused"  # act like the engine evaluate_weights picks
 
     @property
     def model(self) -> "keras.Model":
@@ -193,7 +198,13 @@ class Agent:
         if x.shape[-1:] != (self.spec.n_inputs,):
             raise ValueError(f"expected observations with {self.spec.n_inputs} features, got shape {x.shape}")
         flat = x.reshape(-1, self.spec.n_inputs)
-        return act_greedy(self.spec, self._layers, flat).astype(np.int64).reshape(x.shape[:-1])
+        if self._exact:
+            from evonet.envs.snake.fused import forward_fixed
+
+            actions = np.argmax(forward_fixed(self.spec, self.weights, flat), axis=-1)
+        else:
+            actions = act_greedy(self.spec, self._layers, flat)
+        return actions.astype(np.int64).reshape(x.shape[:-1])
 
 
 # ----------------------------------------------------------------------------- saving

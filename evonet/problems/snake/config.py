@@ -20,6 +20,15 @@ class SnakeConfig:
     )
     observation: Literal["blog7", "vision"] = _f("vision", "observation set fed to the network")
     games: int = _f(8, "games per individual per evaluation (fitness = mean score)", min=1, max=10_000)
+    engine: Literal["auto", "fused", "batched"] = _f(
+        "auto",
+        "fused: whole games in one compiled call on every core, the same bits on any x86-64 CPU; batched: the "
+        "reference path (NumPy/BLAS forward pass, one core); auto: fused (the batched path only for a network the kernel cannot run, e.g. a hidden softmax built through the Python API)",
+    )
+    threads: Optional[int] = _f(
+        None, "the fused engine's threads per evaluation task; null: every core (local executor), "
+        "int(executor.cpus_per_eval) (ray)", min=1, max=4096,
+    )
 
 
 def _snake_defaults(cfg) -> None:

@@ -1,23 +1,34 @@
-"""Batched snake fitness: a population of weight vectors plays its games at once.
+"""Snake fitness of a population: every individual plays its games to the end.
 
 :func:`evaluate_weights` is pure: the result depends only on the arguments (no global RNG,
 no printing, no files), and the row of individual p depends only on ``weights[p]`` and
-``seeds[p]``, never on which other individuals share the batch.
+``seeds[p]``, never on which other individuals share the batch, nor on the thread count.
 
-Each step of the loop is
+Two engines play the games, chosen by ``engine=``:
 
-1. the networks' outputs on the current observations: :func:`evonet.nn.forward` of the
-   (P', G, n_in) observations with the (P', n_in, n_out) weights, one batched product per
-   layer over the P' individuals still playing (never a Keras call);
-2. greedy actions, ``argmax`` (ties to the lowest index);
-3. one compiled call of the engine that plays the actions and writes the next
-   observations (:meth:`BatchSnake.step_observe`).
+- ``"fused"`` (:func:`evonet.envs.snake.fused.play_mlp`): one compiled call plays every game
+  to its end, network included, over every core; its forward pass has a fixed summation
+  order and no BLAS, so the same weights and seeds give the same games on any x86-64 CPU.
+  It runs every network but one with a hidden ``softmax`` layer.
+- ``"batched"``, the reference: a Python loop whose step is
 
-An individual whose G games are all over leaves the batch: the observation buffer and the
-weights are re-sliced then, and only then, so late long games don't pay for finished
-individuals. (Finished games of an individual still playing keep their slot: the per-
-individual matrices keep the shape (G, n_in), which keeps BLAS's rounding, and so the
-actions, independent of the batching.)
+  1. the networks' outputs on the current observations: :func:`evonet.nn.forward` of the
+     (P', G, n_in) observations with the (P', n_in, n_out) weights, one batched product per
+     layer over the P' individuals still playing (BLAS: its rounding may differ between
+     CPUs and libraries, so a published result may differ in the last bit elsewhere);
+  2. greedy actions, ``argmax`` (ties to the lowest index);
+  3. one compiled call of the engine that plays the actions and writes the next
+     observations (:meth:`BatchSnake.step_observe`).
+
+  An individual whose G games are all over leaves the batch: the observation buffer and
+  the weights are re-sliced then, and only then. (Finished games of an individual still
+  playing keep their slot: the per-individual matrices keep the shape (G, n_in), which
+  keeps BLAS's rounding, and so the actions, independent of the batching.)
+
+``"auto"`` (the default) is the fused engine where it can run the network, else the batched
+one. The two play the same rules and observations (tested game for game against each other
+and the reference game); their greedy actions can differ only where two outputs are equal
+to the last bit, which the different rounding of the two forward passes can break apart.
 """
 
 from __future__ import annotations
@@ -81,8 +92,31 @@ def check_population(spec: nn.MLPSpec, weights, observation: str, seeds) -> tupl
     return weights, seeds_arr
 
 
+ENGINES = ("auto", "fused", "batched")
+
+
+def pick_engine(spec: nn.MLPSpec, engine: str = "auto") -> str:
+    """The engine ``"fused"`` or ``"batched"`` that plays ``spec`` for the choice ``engine``
+    (``"auto"``: fused where it can run the network); ``ValueError`` for an unknown name and
+    :class:`~evonet.envs.snake.fused.FusedUnsupported` for ``"fused"`` with a network it
+    cannot run."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "batched":
+        return engine
+    from evonet.envs.snake.fused import FusedUnsupported, network_arrays
+
+    try:
+        network_arrays(spec)
+    except FusedUnsupported:
+        if engine == "fused":
+            raise
+        return "batched"
+    return "fused"
+
+
 def evaluate_weights(spec: nn.MLPSpec, weights: np.ndarray, rules: Rules, observation: str,
-                     seeds: np.ndarray) -> SnakeResults:
+                     seeds: np.ndarray, *, engine: str = "auto", threads: int | None = None) -> SnakeResults:
     """Individual p plays the games ``seeds[p, :]`` greedily with network ``weights[p]``.
 
     Args:
@@ -92,10 +126,25 @@ def evaluate_weights(spec: nn.MLPSpec, weights: np.ndarray, rules: Rules, observ
         rules: the rule set and board.
         observation: a name of :data:`~evonet.envs.snake.observations.OBSERVATIONS`.
         seeds: (P, G) uint64 game seeds.
+        engine: ``"auto"`` (fused where it can run the network), ``"fused"`` or
+            ``"batched"`` (see the module doc).
+        threads: the fused engine's threads (default: every core); the batched engine
+            uses one. The result is the same for any count.
 
     Returns:
         :class:`SnakeResults` with (P, G) arrays.
     """
+    if pick_engine(spec, engine) == "fused":
+        from evonet.envs.snake.fused import play_mlp
+
+        return play_mlp(spec, weights, rules, observation, seeds, threads=threads)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
+    return _evaluate_batched(spec, weights, rules, observation, seeds)
+
+
+def _evaluate_batched(spec: nn.MLPSpec, weights: np.ndarray, rules: Rules, observation: str,
+                      seeds: np.ndarray) -> SnakeResults:
     weights, seeds_arr = check_population(spec, weights, observation, seeds)
     n_obs = OBSERVATIONS[observation]
     n_ind, n_games = seeds_arr.shape

@@ -23,6 +23,8 @@ class SnakeTask:
     observation: str
     weights: np.ndarray  # (n, n_params) float32
     seeds: np.ndarray  # (n, games) uint64
+    engine: str = "auto"  # evaluate_weights' engine
+    threads: int | None = None  # the fused engine's threads; None: every core
 
 
 def make_snake_rules(name: str, board: int):
@@ -38,7 +40,8 @@ def evaluate_snake_task(task: SnakeTask) -> list[EvalResult]:
     start = time.perf_counter()
     rules = make_snake_rules(task.rules, task.board)
     try:
-        res = evaluate_weights(task.spec, task.weights, rules, task.observation, task.seeds)
+        res = evaluate_weights(task.spec, task.weights, rules, task.observation, task.seeds, engine=task.engine,
+                               threads=task.threads)
     except Exception as exc:  # a broken evaluation must not kill the run
         return SnakeWeightsProblem.failed_results(task, f"{type(exc).__name__}: {exc}")
     seconds = (time.perf_counter() - start) / max(1, len(task.weights))
@@ -65,8 +68,14 @@ class SnakeWeightsProblem(WeightVectorProblem):
 
     def __init__(
         self, spec: MLPSpec, rules: str, board: int, observation: str, games: int, bound: float, run_seed: int = 0,
-        eval_games: int = 1000,
+        eval_games: int = 1000, engine: str = "auto", threads: int | None = None,
     ):
+        from evonet.problems.snake.evaluate import pick_engine
+
+        self.engine = pick_engine(spec, engine)  # "fused" or "batched"
+        self.engine_note = "" if engine != "auto" or self.engine == "fused" else \
+            " (auto: the fused engine runs softmax only as the output activation)"
+        self.threads = threads
         self.run_seed = int(run_seed)
         self.eval_games = int(eval_games)
         self.spec = spec
@@ -88,9 +97,12 @@ class SnakeWeightsProblem(WeightVectorProblem):
             activation=cfg.network.activation,
             output_activation=cfg.network.output_activation,
         )
+        threads = cfg.snake.threads
+        if threads is None and cfg.executor.kind == "ray":
+            threads = max(1, int(cfg.executor.cpus_per_eval))  # a Ray task uses the CPUs it reserved
         return cls(
             spec, cfg.snake.rules, cfg.snake.board, cfg.snake.observation, cfg.snake.games, cfg.ga.bound, cfg.seed,
-            cfg.eval_games,
+            cfg.eval_games, engine=cfg.snake.engine, threads=threads,
         )
 
     @property
@@ -103,7 +115,8 @@ class SnakeWeightsProblem(WeightVectorProblem):
             self.run_seed, generation, indices, games or self.games, purpose=purpose
         )
         return [
-            SnakeTask(self.spec, self.rules, self.board, self.observation, genomes[i : i + chunk], seeds[i : i + chunk])
+            SnakeTask(self.spec, self.rules, self.board, self.observation, genomes[i : i + chunk], seeds[i : i + chunk],
+                      self.engine, self.threads)
             for i in range(0, len(genomes), chunk)
         ]
 
@@ -112,8 +125,13 @@ class SnakeWeightsProblem(WeightVectorProblem):
         return (
             f"weights genome of {self.n_genes} genes (network {'-'.join(map(str, self.spec.sizes))} "
             f"{self.spec.activation}), {self.rules} {self.board}x{self.board}, observation {self.observation}, "
-            f"fitness = mean score over {self.games} training games"
+            f"fitness = mean score over {self.games} training games; {self._engine_text()}"
         )
+
+    def _engine_text(self) -> str:
+        if self.engine == "batched":
+            return f"batched engine{self.engine_note}"
+        return f"fused engine, {self.threads or 'all'} thread{'' if self.threads == 1 else 's'}"
 
     def title(self) -> str:
         return f"{self.rules} {self.board}x{self.board}"
@@ -143,7 +161,8 @@ class SnakeWeightsProblem(WeightVectorProblem):
             return {}
         rules = make_snake_rules(self.rules, self.board)
         seeds = seeding.evaluation_game_seeds(self.eval_games)
-        res = evaluate_weights(self.spec, result.best_genome[None], rules, self.observation, seeds[None])
+        res = evaluate_weights(self.spec, result.best_genome[None], rules, self.observation, seeds[None],
+                               engine=self.engine, threads=self.threads)
         table = summarize(res.scores[0], res.steps[0], res.won[0], rules)
         desc = f"evaluation seeds 0..{self.eval_games - 1}"
         record = {"rules": self.rules_meta(), "observation": self.observation, "seeds": desc, **table,
@@ -161,4 +180,5 @@ class SnakeWeightsProblem(WeightVectorProblem):
             "board": f"{self.board}x{self.board}",
             "observation": self.observation,
             "games": self.games,
+            "engine": self.engine,
         }
