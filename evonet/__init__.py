@@ -11,7 +11,11 @@ The Python API (see docs/api.md)::
 Heavy packages (TensorFlow, Ray, Gymnasium, pygame) load only when a call needs them.
 """
 
-from evonet.core.errors import ConfigError, EvonetError
+from evonet import blas as _blas
+
+_blas.pin()  # before NumPy loads OpenBLAS: the same bits on every x86-64 CPU (evonet.blas)
+
+from evonet.core.errors import ConfigError, EvonetError  # noqa: E402
 
 __version__ = "0.1.0"
 

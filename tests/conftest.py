@@ -2,6 +2,7 @@ import os
 import sys
 from pathlib import Path
 
+import evonet  # noqa: F401  first: it pins NumPy's BLAS before anything loads it (evonet.blas)
 import pytest
 
 # Keep Keras, matplotlib and SDL away from the home directory and the screen.

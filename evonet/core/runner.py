@@ -389,9 +389,10 @@ def _async_text(cfg, strategy) -> str:
 
 
 def _new_run_info() -> dict:
-    from evonet import __version__
+    from evonet import __version__, blas
 
-    return {"run_id": uuid.uuid4().hex, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "evonet": __version__}
+    return {"run_id": uuid.uuid4().hex, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "evonet": __version__,
+            "blas": blas.describe()}  # the kernels CMA-ES's linear algebra ran on (evonet.blas)
 
 
 def _read_run_info(store: RunStore) -> dict:
