@@ -33,7 +33,7 @@ TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed", "utilization"}
 
 
 def make(overrides):
-    cfg = config.load(None, ["ga.population=10", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3",
+    cfg = config.load(None, ["ga.algorithm=mu_plus_lambda", "ga.population=10", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3",
                              *overrides])
     problem = make_problem(cfg)
     genomes = problem.init_genomes(seeding.generator(cfg.seed, seeding.PURPOSE_INIT), cfg.ga.population)

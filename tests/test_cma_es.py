@@ -116,3 +116,75 @@ def test_cma_es_run_resumes_to_the_same_result(tmp_path, evonet_cmd, subprocess_
     a = np.load(tmp_path / "straight" / "best" / "genome.npz")["genome"]
     b = np.load(tmp_path / "resumed" / "best" / "genome.npz")["genome"]
     np.testing.assert_array_equal(a, b)
+
+
+def test_auto_runs_cma_es_on_snake_weights_records_it_and_resumes(tmp_path, evonet_cmd, subprocess_env):
+    """The default ga.algorithm (auto) is CMA-ES on the snake weights: the same run as naming
+    cma_es, config.yaml and the first line say so, and resume continues it exactly."""
+    import json
+    import subprocess
+
+    import yaml
+
+    base = ["--set", "ga.population=6", "--set", "snake.games=2", "--set", "ga.final_games=4",
+            "--set", "eval_games=0", "--set", "ga.hall_of_fame=2", "--set", "log.progress=none"]
+
+    def logbook(run_dir):
+        rows = [json.loads(x) for x in (run_dir / "logbook.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+    def cli(*args):
+        proc = subprocess.run(evonet_cmd + list(args), env=subprocess_env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    out = cli("run", *base, "--set", "ga.generations=2", "--out", str(tmp_path / "auto"))
+    assert "cma_es (auto: 627 real genes) population 6" in out.splitlines()[0]
+    assert yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())["ga"]["algorithm"] == "cma_es"
+    cli("run", *base, "--set", "ga.algorithm=cma_es", "--set", "ga.generations=3", "--out", str(tmp_path / "named"))
+    cli("resume", str(tmp_path / "auto"), "--set", "ga.generations=3")
+    assert logbook(tmp_path / "auto") == logbook(tmp_path / "named")
+    np.testing.assert_array_equal(np.load(tmp_path / "auto" / "best" / "genome.npz")["genome"],
+                                  np.load(tmp_path / "named" / "best" / "genome.npz")["genome"])
+
+
+def _sum_fitness(genomes, seeds):
+    return np.sum(genomes, axis=1)
+
+
+def test_auto_picks_the_ga_for_large_or_non_real_genomes_and_checks_its_settings():
+    from evonet.config import CMA_ES_MAX_GENES, resolve_algorithm
+    from evonet.core.errors import ConfigError
+    from evonet.core.problem import Problem
+    from evonet.problems.function.problem import FunctionProblem
+    from evonet.problems.nas.problem import HyperparamProblem
+    from evonet.strategy import GeneticAlgorithm
+
+    cfg = config.load(None)
+    assert cfg.ga.algorithm == "auto"
+    small = FunctionProblem(_sum_fitness, CMA_ES_MAX_GENES)
+    large = FunctionProblem(_sum_fitness, CMA_ES_MAX_GENES + 1)
+    resolved, auto = resolve_algorithm(cfg, small)
+    assert auto and resolved.ga.algorithm == "cma_es"
+    assert cfg.ga.algorithm == "auto"  # the caller's config is not changed
+    assert resolve_algorithm(cfg, large)[0].ga.algorithm == "mu_plus_lambda"
+
+    class Discrete(Problem):
+        n_genes, low, up = 4, 0.0, 1.0
+
+    assert resolve_algorithm(cfg, Discrete())[0].ga.algorithm == "mu_plus_lambda"
+    assert HyperparamProblem.continuous is False
+    named = config.load(None, ["ga.algorithm=simple"])
+    assert resolve_algorithm(named, small) == (named, False)
+
+    # settings only the GA checks are checked once auto has chosen the GA
+    odd = config.load(None, ["ga.cxpb=0.7", "ga.mutpb=0.6"])
+    assert resolve_algorithm(odd, small)[0].ga.algorithm == "cma_es"
+    with pytest.raises(ConfigError, match=r"^ga\.cxpb: .*\(ga\.algorithm: auto chose mu_plus_lambda\)$"):
+        resolve_algorithm(odd, large)
+
+    genomes = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="auto must be resolved"):
+        make_strategy(cfg.ga, genomes, -1.0, 1.0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="not 'cma_es'"):
+        GeneticAlgorithm(config.load(None, ["ga.algorithm=cma_es"]).ga, genomes, -1.0, 1.0, np.random.default_rng(0))

@@ -52,7 +52,7 @@ def test_overrides_are_typed_yaml_values():
         (["snake.rules=theailearner", "snake.board=10"], "snake.board: theailearner"),
         (["snake.threads=0"], "snake.threads: must be >= 1"),
         (["snake.engine=gpu"], "snake.engine: unknown value 'gpu'"),
-        (["ga.cxpb=0.7", "ga.mutpb=0.6"], "ga.cxpb: mu_plus_lambda needs cxpb + mutpb <= 1"),
+        (["ga.algorithm=mu_plus_lambda", "ga.cxpb=0.7", "ga.mutpb=0.6"], "ga.cxpb: mu_plus_lambda needs cxpb + mutpb <= 1"),
         (["ga.reevaluate=maybe"], "ga.reevaluate: expected true or false"),
         (["bogus=1"], "bogus: unknown key"),
         (["ga=3"], "ga: expected a mapping"),

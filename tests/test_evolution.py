@@ -13,7 +13,7 @@ TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed", "utilization"}
 
 
 def evolve(overrides, chunk=64):
-    cfg = config.load(None, ["ga.population=12", "ga.generations=3", "snake.games=3", "ga.final_games=6",
+    cfg = config.load(None, ["ga.algorithm=mu_plus_lambda", "ga.population=12", "ga.generations=3", "snake.games=3", "ga.final_games=6",
                              "ga.hall_of_fame=4", *overrides])
     problem = make_problem(cfg)
     genomes = problem.init_genomes(seeding.generator(cfg.seed, seeding.PURPOSE_INIT), cfg.ga.population)
@@ -50,7 +50,7 @@ def test_population_size_genes_in_bounds_and_logbook_shape():
 
 
 def test_ask_tell_protocol_is_enforced():
-    cfg = config.load(None, ["ga.population=4"])
+    cfg = config.load(None, ["ga.algorithm=mu_plus_lambda", "ga.population=4"])
     problem = make_problem(cfg)
     genomes = problem.init_genomes(np.random.default_rng(0), 4)
     ga = GeneticAlgorithm(cfg.ga, genomes, problem.low, problem.up, np.random.default_rng(1))

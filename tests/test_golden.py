@@ -27,7 +27,7 @@ GOLDEN = Path(__file__).parent / "golden"
 COMMON = ["snake.games=4", "ga.final_games=16", "ga.hall_of_fame=4", "eval_games=64", "log.tensorboard=false",
           "log.progress=none"]
 RUNS = {
-    "ga": ["ga.population=24", "ga.generations=4", *COMMON],
+    "ga": ["ga.algorithm=mu_plus_lambda", "ga.population=24", "ga.generations=4", *COMMON],
     "cma_es": ["ga.algorithm=cma_es", "ga.population=16", "ga.generations=6", "ga.bound=100.0", *COMMON],
 }
 TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed", "utilization"}

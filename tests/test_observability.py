@@ -17,7 +17,7 @@ from evonet.progress import ProgressBar, choose_mode, format_duration
 from evonet.strategy import GeneticAlgorithm
 
 PNG = b"\x89PNG\r\n\x1a\n"
-TINY = ["ga.population=8", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3", "eval_games=0"]
+TINY = ["ga.algorithm=mu_plus_lambda", "ga.population=8", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3", "eval_games=0"]
 
 
 class Tty(io.StringIO):

@@ -40,7 +40,7 @@ def test_rules_in_isolation():
 
 
 def evolve(stop_overrides, generations=30):
-    cfg = config.load(None, ["ga.population=8", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3",
+    cfg = config.load(None, ["ga.algorithm=mu_plus_lambda", "ga.population=8", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3",
                              f"ga.generations={generations}", *stop_overrides])
     problem = make_problem(cfg)
     genomes = problem.init_genomes(seeding.generator(cfg.seed, seeding.PURPOSE_INIT), cfg.ga.population)
@@ -81,7 +81,7 @@ def test_stagnation_evaluation_and_time_budgets():
 def test_the_reason_reaches_console_summary_and_logbook(tmp_path):
     from evonet.runner import run_experiment
 
-    cfg = config.load(None, ["ga.population=8", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3",
+    cfg = config.load(None, ["ga.algorithm=mu_plus_lambda", "ga.population=8", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3",
                              "ga.generations=30", "eval_games=0", "log.tensorboard=false",
                              "stop.max_evaluations=40"])
     out = io.StringIO()

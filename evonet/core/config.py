@@ -11,6 +11,7 @@ network.hidden=[16,16]``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -38,12 +39,20 @@ def _f(default, text: str, *, factory=None, **extra):
 # ----------------------------------------------------------------------------- sections
 
 
+#: ``ga.algorithm: auto`` runs CMA-ES on real-valued genomes up to this many genes: its
+#: covariance matrix has n x n entries and each generation decomposes it (O(n^3))
+CMA_ES_MAX_GENES = 2000
+
+
 @dataclass
 class GAConfig:
     """The evolutionary algorithm over the DEAP toolbox."""
 
-    algorithm: Literal["simple", "mu_plus_lambda", "cma_es", "aging"] = _f(
-        "mu_plus_lambda",
+    algorithm: Literal["auto", "simple", "mu_plus_lambda", "cma_es", "aging"] = _f(
+        "auto",
+        "auto: cma_es for a genome of real numbers (network weights, a vector) of at most "
+        f"{CMA_ES_MAX_GENES} genes, mu_plus_lambda otherwise (hyperparameter genomes, larger vectors); "
+        "the run's config.yaml records the choice. "
         "simple: eaSimple-style generational GA; mu_plus_lambda: parents compete with offspring; "
         "cma_es: DEAP's CMA-ES (population = lambda; selection/crossover/mutation unused); "
         "aging: asynchronous regularized evolution (population = the P most recent members, "
@@ -66,7 +75,7 @@ class GAConfig:
     sigma: float = _f(0.5, "cma_es: initial step size", min=1e-9)
     population: int = _f(128, "population size (mu)", min=2, max=1_000_000)
     offspring: int = _f(0, "offspring per generation (lambda) for mu_plus_lambda; 0 means = population", min=0)
-    generations: int = _f(100, "number of generations after the initial one", min=0, max=1_000_000)
+    generations: int = _f(200, "number of generations after the initial one", min=0, max=1_000_000)
     cxpb: float = _f(0.5, "probability that a pair of offspring is mated", min=0.0, max=1.0)
     mutpb: float = _f(0.5, "probability that an offspring is mutated", min=0.0, max=1.0)
     elitism: int = _f(
@@ -503,6 +512,32 @@ def check_fidelity(cfg, problem) -> None:
         where = f" ({problem.fidelity_limit_field})" if problem.fidelity_limit_field else ""
         raise ConfigError(f"ga.fidelity.max_budget: {fid['max_budget']:g} {unit} is above the problem's limit, "
                           f"{limit:g}{where}")
+
+
+def resolve_algorithm(cfg, problem):
+    """``(config, was_auto)``: for ``ga.algorithm: auto``, a copy of ``cfg`` naming the strategy
+    it means for ``problem`` (CMA-ES for a continuous genome of at most
+    :data:`CMA_ES_MAX_GENES` genes, else ``mu_plus_lambda``), checked again for the settings
+    that depend on the algorithm; any other config unchanged."""
+    if cfg.ga.algorithm != "auto":
+        return cfg, False
+    cfg = copy.deepcopy(cfg)
+    continuous = problem.continuous
+    cfg.ga.algorithm = "cma_es" if continuous and int(problem.n_genes) <= CMA_ES_MAX_GENES else "mu_plus_lambda"
+    try:
+        _cross_checks(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{_one_line(exc)} (ga.algorithm: auto chose {cfg.ga.algorithm})") from None
+    return cfg, True
+
+
+def auto_reason(cfg, problem) -> str:
+    """Why ``auto`` chose ``cfg.ga.algorithm`` (for the run's first line)."""
+    if cfg.ga.algorithm == "cma_es":
+        return f"auto: {problem.n_genes} real genes"
+    if problem.continuous:
+        return f"auto: {problem.n_genes} genes > {CMA_ES_MAX_GENES} for CMA-ES"
+    return "auto: not a real-valued genome"
 
 
 def from_dict(data: Any):

@@ -45,6 +45,10 @@ class Problem:
     #: DEAP fitness weights of a multi-objective problem, e.g. ``(1.0, -1.0)`` for
     #: (accuracy, parameters) under NSGA-II; ``None``: one fitness, maximised
     weights: tuple[float, ...] | None = None
+    #: whether the genes are real numbers a continuous search may move freely (network
+    #: weights, a vector); ``ga.algorithm: auto`` then runs CMA-ES on genomes of up to
+    #: ``evonet.config.CMA_ES_MAX_GENES`` genes, else the GA (``mu_plus_lambda``)
+    continuous: bool = False
     #: decimals of the fitness on the progress line and in reports
     fitness_digits: int = 2
     #: multi-fidelity: the unit of an evaluation's budget (``"epochs"``: architecture search)

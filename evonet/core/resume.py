@@ -173,6 +173,7 @@ def prepare_resume(run_dir: str | Path, overrides: list[str] | None = None, forc
 
     pickled = run_dir / PROBLEM_PICKLE
     problem = load_problem(pickled) if pickled.is_file() else make_problem(cfg)
+    cfg, _ = config_mod.resolve_algorithm(cfg, problem)  # only a --set ga.algorithm=auto leaves it unresolved here
     config_mod.check_fidelity(cfg, problem)
     try:
         s_state = ckpt.state["strategy"]

@@ -296,6 +296,7 @@ class FileStates:
 
 
 def _run(cfg, problem, executor, out, stream, given: bool = False) -> tuple[Path, RunResult]:
+    cfg, auto = config_mod.resolve_algorithm(cfg, problem)  # config.yaml records the strategy auto chose
     config_mod.check_fidelity(cfg, problem)  # the rung schedule against the problem, before anything is written
     pickled = pickle_problem(problem) if given else None  # before the run directory exists
     store = RunStore.create(out or default_run_dir(cfg.name, cfg.seed))
@@ -318,7 +319,8 @@ def _run(cfg, problem, executor, out, stream, given: bool = False) -> tuple[Path
     out_log = RunLog(stream, store.file("run.log"))
     try:
         out_log.write(
-            f"evonet run {cfg.name}: seed {cfg.seed}, {problem.banner()}, {cfg.ga.algorithm} population "
+            f"evonet run {cfg.name}: seed {cfg.seed}, {problem.banner()}, {cfg.ga.algorithm}"
+            f"{' (' + config_mod.auto_reason(cfg, problem) + ')' if auto else ''} population "
             f"{cfg.ga.population}, {cfg.ga.generations} generations{_async_text(cfg, strategy)}\n"
             f"  run directory: {store.path}\n"
         )

@@ -35,6 +35,7 @@ class WeightVectorProblem(GameMetrics, Problem):
     :class:`~evonet.nn.MLPSpec`) and whose tasks carry their genomes as ``task.weights``."""
 
     spec: object
+    continuous = True
 
     @staticmethod
     def failed_results(task, error: str) -> list[EvalResult]:

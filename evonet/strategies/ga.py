@@ -35,6 +35,8 @@ class GeneticAlgorithm(Strategy):
 
     def __init__(self, ga_cfg, genomes: np.ndarray, low: float, up: float, rng: np.random.Generator,
                  weights: Sequence[float] | None = None, similar=None):
+        if ga_cfg.algorithm not in ("simple", "mu_plus_lambda"):
+            raise ValueError(f"GeneticAlgorithm runs ga.algorithm simple or mu_plus_lambda, not {ga_cfg.algorithm!r}")
         self.cfg = ga_cfg
         self.rng = rng
         # weights: DEAP fitness weights of a multi-objective problem, e.g. (1.0, -1.0) for
@@ -256,6 +258,9 @@ def make_strategy(ga_cfg, genomes: np.ndarray, low: float, up: float, rng: np.ra
     """The strategy ``ga.algorithm`` names: the GA or CMA-ES (ask / tell), or aging evolution
     (asynchronous jobs). ``similar(a, b)``: whether two individuals are the same genome for the
     GA's hall of fame; ``key(genome)``: the same as a hashable (aging evolution)."""
+    if ga_cfg.algorithm == "auto":
+        raise ValueError("ga.algorithm: auto must be resolved against the problem first "
+                         "(evonet.config.resolve_algorithm)")
     if ga_cfg.algorithm == "aging":
         from evonet.strategies.aging import AgingEvolution, rung_budgets
 

@@ -20,7 +20,7 @@ from evonet.problems import make_problem
 from evonet.problems.snake_weights import evaluate_snake_task
 from evonet.strategy import GeneticAlgorithm
 
-TINY = ["ga.population=8", "ga.generations=3", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3",
+TINY = ["ga.algorithm=mu_plus_lambda", "ga.population=8", "ga.generations=3", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3",
         "eval_games=20"]
 TIMING = {"seconds", "evals_per_s", "env_steps_per_s", "elapsed", "utilization"}
 

@@ -145,6 +145,7 @@ class FunctionProblem(Problem):
         self._init_genomes = init_genomes  # (rng, n) -> (n, n_genes): e.g. the weights of a Keras model
 
     fitness_digits = 4
+    continuous = True
 
     @classmethod
     def from_config(cls, cfg) -> "FunctionProblem":

@@ -53,7 +53,7 @@ class SearchConfig:
 
 def _check_search(cfg) -> None:
     """The search space loads (one-line errors name the file and gene), the data path exists."""
-    if _multi(cfg) and (cfg.ga.selection["name"] != "nsga2" or cfg.ga.algorithm != "mu_plus_lambda"):
+    if _multi(cfg) and (cfg.ga.selection["name"] != "nsga2" or cfg.ga.algorithm not in ("mu_plus_lambda", "auto")):
         raise ConfigError("search.objectives: accuracy+params needs ga.selection.name: nsga2 and "
                           "ga.algorithm: mu_plus_lambda")
     from evonet.problems.nas.space import SearchSpace, resolve_space_path
