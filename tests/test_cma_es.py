@@ -94,25 +94,32 @@ def test_state_round_trip_continues_exactly():
     assert np.array_equal(a.es.centroid, b.es.centroid) and a.sigma == b.sigma
 
 
-def test_cma_es_run_resumes_to_the_same_result(tmp_path, evonet_cmd, subprocess_env):
+def _logbook(run_dir):
     import json
+
+    rows = [json.loads(x) for x in (run_dir / "logbook.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def _cli(evonet_cmd, env, *args) -> str:
     import subprocess
 
+    proc = subprocess.run(evonet_cmd + list(args), env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_cma_es_run_resumes_to_the_same_result(tmp_path, evonet_cmd, subprocess_env):
     base = ["--set", "ga.algorithm=cma_es", "--set", "ga.population=6", "--set", "snake.games=2",
             "--set", "ga.final_games=4", "--set", "eval_games=0", "--set", "ga.hall_of_fame=2"]
 
-    def logbook(run_dir):
-        rows = [json.loads(x) for x in (run_dir / "logbook.jsonl").read_text().splitlines()]
-        return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
-
     def cli(*args):
-        proc = subprocess.run(evonet_cmd + list(args), env=subprocess_env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr
+        return _cli(evonet_cmd, subprocess_env, *args)
 
     cli("run", *base, "--set", "ga.generations=4", "--out", str(tmp_path / "straight"))
     cli("run", *base, "--set", "ga.generations=2", "--out", str(tmp_path / "resumed"))
     cli("resume", str(tmp_path / "resumed"), "--set", "ga.generations=4")
-    assert logbook(tmp_path / "straight") == logbook(tmp_path / "resumed")
+    assert _logbook(tmp_path / "straight") == _logbook(tmp_path / "resumed")
     a = np.load(tmp_path / "straight" / "best" / "genome.npz")["genome"]
     b = np.load(tmp_path / "resumed" / "best" / "genome.npz")["genome"]
     np.testing.assert_array_equal(a, b)
@@ -121,29 +128,20 @@ def test_cma_es_run_resumes_to_the_same_result(tmp_path, evonet_cmd, subprocess_
 def test_auto_runs_cma_es_on_snake_weights_records_it_and_resumes(tmp_path, evonet_cmd, subprocess_env):
     """The default ga.algorithm (auto) is CMA-ES on the snake weights: the same run as naming
     cma_es, config.yaml and the first line say so, and resume continues it exactly."""
-    import json
-    import subprocess
-
     import yaml
 
     base = ["--set", "ga.population=6", "--set", "snake.games=2", "--set", "ga.final_games=4",
             "--set", "eval_games=0", "--set", "ga.hall_of_fame=2", "--set", "log.progress=none"]
 
-    def logbook(run_dir):
-        rows = [json.loads(x) for x in (run_dir / "logbook.jsonl").read_text().splitlines()]
-        return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
-
     def cli(*args):
-        proc = subprocess.run(evonet_cmd + list(args), env=subprocess_env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
+        return _cli(evonet_cmd, subprocess_env, *args)
 
     out = cli("run", *base, "--set", "ga.generations=2", "--out", str(tmp_path / "auto"))
     assert "cma_es (auto: 627 real genes) population 6" in out.splitlines()[0]
     assert yaml.safe_load((tmp_path / "auto" / "config.yaml").read_text())["ga"]["algorithm"] == "cma_es"
     cli("run", *base, "--set", "ga.algorithm=cma_es", "--set", "ga.generations=3", "--out", str(tmp_path / "named"))
     cli("resume", str(tmp_path / "auto"), "--set", "ga.generations=3")
-    assert logbook(tmp_path / "auto") == logbook(tmp_path / "named")
+    assert _logbook(tmp_path / "auto") == _logbook(tmp_path / "named")
     np.testing.assert_array_equal(np.load(tmp_path / "auto" / "best" / "genome.npz")["genome"],
                                   np.load(tmp_path / "named" / "best" / "genome.npz")["genome"])
 
