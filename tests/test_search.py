@@ -276,6 +276,28 @@ def test_cross_validation_fold_trains_the_full_schedule_on_the_other_folds(digit
     assert pool_folds([parts[0], big]).error == big.error  # one failed fold fails the genome
 
 
+def test_cross_validation_by_epoch_pools_the_folds_per_epoch_and_picks_the_first_best(digits):
+    from evonet.evaluators.accuracy import TrainBudget, cross_validate_fold, pool_folds
+
+    genome = {"n_layers": 1, "units_1": 16, "epochs": 4, "learning_rate": 0.01}
+    budget = TrainBudget(epochs=5, patience=1)
+    plain = cross_validate_fold(genome, "mlp", digits, budget, seed=1, folds=2, fold=0, split_seed=3)
+    parts = [cross_validate_fold(genome, "mlp", digits, budget, seed=1, folds=2, fold=f, split_seed=3, by_epoch=True)
+             for f in range(2)]
+    assert parts[0].fitness == plain.fitness  # watching the held-out fold does not change the training
+    for r in parts:
+        curve = r.metrics["correct_by_epoch"]
+        assert len(curve) == 4 and curve[-1] == r.metrics["correct"] and all(0 <= c <= r.metrics["examples"] for c in curve)
+    pooled = pool_folds(parts, by_epoch=True)
+    total = np.sum([r.metrics["correct_by_epoch"] for r in parts], axis=0)
+    best = int(np.argmax(total))
+    assert pooled.metrics["cv_best_epoch"] == best + 1 and pooled.fitness == total[best] / 1437
+    assert pooled.fitness >= pool_folds(parts).fitness  # the last epoch is one of the candidates
+    assert pooled.metrics["cv_accuracy_by_epoch"] == [c / 1437 for c in total]
+    assert pooled.metrics["fold_0"] == parts[0].metrics["correct_by_epoch"][best] / parts[0].metrics["examples"]
+    assert pool_folds([plain, parts[1]], by_epoch=True).error  # a fold without its curve cannot be pooled by epoch
+
+
 def test_augmentation_genes_train_only_and_survive_save_load(digits, tmp_path):
     from evonet.evaluators.accuracy import TrainBudget, train_genome
     from evonet.tf_utils import import_keras
@@ -461,6 +483,29 @@ def test_search_run_with_cross_validation_reports_it_and_refits_the_full_schedul
     assert f"best {result.logbook[0]['best']:7.4f}" in text  # accuracies with 4 decimals
     candidates = json.loads((run_dir / "best" / "candidates.json").read_text())
     assert [c["final_games"] for c in candidates] == [2, 2]  # two folds each
+
+
+def test_search_run_with_cv_epochs_best_refits_the_cross_validated_epoch_count(tmp_path):
+    import io
+
+    from evonet import config
+    from evonet.runner import run_experiment
+
+    cfg = config.load(ROOT / "experiments" / "digits_search.yaml", [
+        "search.space=dense_classifier", "ga.population=3", "ga.offspring=2", "ga.generations=1",
+        "search.epochs=4", "search.patience=1", "ga.hall_of_fame=2", "search.final_folds=2",
+        "search.cv_epochs=best", "search.include_defaults=true"])
+    stream = io.StringIO()
+    run_dir, result = run_experiment(cfg, tmp_path / "run", stream=stream)
+    summary = json.loads((run_dir / "best" / "summary.json").read_text())
+    cv = summary["cross_validation"]
+    curve = cv["accuracy_by_epoch"]
+    assert 1 <= cv["best_epoch"] <= len(curve) <= 4
+    assert cv["accuracy"] == curve[cv["best_epoch"] - 1] == max(curve) == result.best_fitness
+    assert summary["refit"]["epochs"] == cv["best_epoch"]
+    assert "the epochs of its best cross-validation accuracy" in stream.getvalue()
+    with pytest.raises(Exception, match="cv_epochs"):
+        config.load(ROOT / "experiments" / "digits_search.yaml", ["search.cv_epochs=last"])
 
 
 def test_failed_training_does_not_stop_the_search(tmp_path, digits):

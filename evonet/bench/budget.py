@@ -186,7 +186,7 @@ def _batches(keras, x, y, seed=None):
 
 #: evonet's setting in the benchmark (``evonet.search`` keywords besides the common ones)
 EVONET = {"algorithm": "aging", "population": 8, "lag": 2, "min_budget": 3, "reduction_factor": 3, "brackets": 1,
-          "final_folds": 3, "hall_of_fame": 3}
+          "final_folds": 3, "hall_of_fame": 3, "cv_epochs": "best"}
 
 
 def _evonet(build_model, data, budget_s, epochs, seed, workdir, recorder, aging: bool, setting=None) -> dict:
@@ -199,7 +199,8 @@ def _evonet(build_model, data, budget_s, epochs, seed, workdir, recorder, aging:
                   fidelity={"min_budget": min(st["min_budget"], epochs), "max_budget": epochs,
                             "reduction_factor": st["reduction_factor"], "brackets": st["brackets"]})
         if st["final_folds"]:  # the final choice by cross-validation, inside the budget
-            kw.update(final_folds=st["final_folds"], hall_of_fame=st["hall_of_fame"], stop={"include_final": True})
+            kw.update(final_folds=st["final_folds"], hall_of_fame=st["hall_of_fame"], stop={"include_final": True},
+                      cv_epochs=st["cv_epochs"])
     s = evonet.search(build_model, data["x_train"], data["y_train"], validation_data=(data["x_val"], data["y_val"]),
                       epochs=epochs, batch_size=BATCH_SIZE, patience=0 if aging else 3, generations=100_000,
                       seed=seed, out=Path(workdir) / "run", progress="none", tensorboard=False,

@@ -238,14 +238,15 @@ def refit_genome(genome: dict, model_kind: str, data, budget: TrainBudget, seed:
 
 def train_and_refit(genome: dict, model_kind: str, data, budget: TrainBudget, seed: int,
                     searched: EvalResult | None = None,
-                    full_schedule: bool = False) -> tuple[EvalResult, EvalResult, Any]:
+                    full_schedule: bool = False, epochs: int | None = None) -> tuple[EvalResult, EvalResult, Any]:
     """The final model of a search: ``(validation result, refit result, model)``.
 
     The validation result is the search's (``searched``, when it holds the best epoch) or
     the same training again (:func:`train_genome`, same seed: the same figures); the model
     is then :func:`refit_genome` on training + validation data for its best epoch, or with
     ``full_schedule`` for the genome's own epochs (capped by ``budget.epochs``): the
-    training that :func:`cross_validate_fold` measured. On a failure ``model`` is None and
+    training that :func:`cross_validate_fold` measured; ``epochs`` (the cross-validated epoch
+    count, :func:`pool_folds` ``by_epoch``) overrides both. On a failure ``model`` is None and
     the failed result says why. The test split is not touched.
     """
     val = searched
@@ -253,7 +254,8 @@ def train_and_refit(genome: dict, model_kind: str, data, budget: TrainBudget, se
         val, _ = train_genome(genome, model_kind, data, budget, seed)
         if val.error is not None:
             return val, val, None
-    epochs = schedule_epochs(genome, model_kind, budget.epochs) if full_schedule else int(val.metrics["best_epoch"])
+    if epochs is None:
+        epochs = schedule_epochs(genome, model_kind, budget.epochs) if full_schedule else int(val.metrics["best_epoch"])
     refit, model = refit_genome(genome, model_kind, data, budget, seed, epochs)
     return val, refit, model
 
@@ -276,7 +278,7 @@ def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def cross_validate_fold(genome: dict, model_kind: str, data, budget: TrainBudget, seed: int, folds: int,
-                        fold: int, split_seed: int) -> EvalResult:
+                        fold: int, split_seed: int, by_epoch: bool = False) -> EvalResult:
     """Fold ``fold`` of a ``folds``-fold cross-validation of ``genome`` on ``data``'s training
     and validation splits together (:func:`stratified_folds` with ``split_seed``: the same
     folds for every genome).
@@ -284,8 +286,10 @@ def cross_validate_fold(genome: dict, model_kind: str, data, budget: TrainBudget
     The genome trains its full schedule (its epochs, capped by ``budget.epochs``; no early
     stopping: there is no data left to stop on) on the other folds, seeded by ``seed``, and is
     scored on this one. ``fitness``: the fold's accuracy; ``metrics``: ``correct`` and
-    ``examples`` (to pool the folds), ``fold``, ``params``, ``epochs``. Never raises; the
-    test split is not touched.
+    ``examples`` (to pool the folds), ``fold``, ``params``, ``epochs``; with ``by_epoch`` the
+    held-out fold is also scored after every epoch (it only watches: no early stopping) and
+    ``metrics["correct_by_epoch"]`` lists those counts, for :func:`pool_folds` to pick the
+    epoch count. Never raises; the test split is not touched.
     """
     start = time.perf_counter()
     try:
@@ -298,8 +302,11 @@ def cross_validate_fold(genome: dict, model_kind: str, data, budget: TrainBudget
         where = stratified_folds(y, folds, split_seed)
         held = where == fold
         try:
-            model, params, _, ran = fit_model(genome, model_kind, data.input_spec(), x[~held], y[~held], None,
-                                              budget, seed, epochs=schedule_epochs(genome, model_kind, budget.epochs))
+            watch = (x[held], y[held]) if by_epoch else None
+            watch_budget = TrainBudget(budget.epochs, 0, budget.max_params, budget.min_delta)  # watch, never stop
+            model, params, hist, ran = fit_model(genome, model_kind, data.input_spec(), x[~held], y[~held], watch,
+                                                 watch_budget, seed,
+                                                 epochs=schedule_epochs(genome, model_kind, budget.epochs))
         except (NonFiniteLoss, TooManyParameters) as exc:
             return failed(str(exc), time.perf_counter() - start, fold=float(fold))
         pred = np.asarray(model.predict(x[held], verbose=0, batch_size=512))
@@ -307,17 +314,27 @@ def cross_validate_fold(genome: dict, model_kind: str, data, budget: TrainBudget
             return failed("non-finite predictions on the held-out fold", time.perf_counter() - start, fold=float(fold))
         correct = int(np.sum(np.argmax(pred, axis=-1) == y[held]))
         n = int(held.sum())
-        return EvalResult(fitness=correct / n, weight=1,
-                          metrics={"correct": float(correct), "examples": float(n), "fold": float(fold),
-                                   "params": float(params), "epochs": float(ran)},
-                          seconds=time.perf_counter() - start)
+        metrics = {"correct": float(correct), "examples": float(n), "fold": float(fold),
+                   "params": float(params), "epochs": float(ran)}
+        if by_epoch:
+            acc = list(hist.get("val_accuracy") or [])
+            if len(acc) != ran:
+                return failed("the held-out fold was not scored every epoch", time.perf_counter() - start,
+                              fold=float(fold))
+            metrics["correct_by_epoch"] = [float(round(a * n)) for a in acc[:-1]] + [float(correct)]
+        return EvalResult(fitness=correct / n, weight=1, metrics=metrics, seconds=time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001
         return failed(_message(exc), time.perf_counter() - start, fold=float(fold))
 
 
-def pool_folds(results: list[EvalResult]) -> EvalResult:
+def pool_folds(results: list[EvalResult], by_epoch: bool = False) -> EvalResult:
     """One cross-validation result from its folds: accuracy over all held-out examples
-    (``weight``: the number of folds). A failed fold fails the whole (its error kept)."""
+    (``weight``: the number of folds). A failed fold fails the whole (its error kept).
+
+    With ``by_epoch`` (folds scored every epoch, ``cross_validate_fold(by_epoch=True)``) the
+    epoch count is cross-validated too: ``metrics["cv_best_epoch"]`` is the first epoch of best
+    pooled accuracy and ``fitness`` the pooled accuracy there (the refit trains that many
+    epochs); ``metrics["cv_accuracy_by_epoch"]`` holds the pooled curve."""
     bad = next((r for r in results if r.error is not None), None)
     seconds = float(sum(r.seconds for r in results))
     if bad is not None or not results:
@@ -328,7 +345,21 @@ def pool_folds(results: list[EvalResult]) -> EvalResult:
                "params": results[0].metrics["params"], "epochs": results[0].metrics["epochs"]}
     for r in results:
         metrics[f"fold_{int(r.metrics['fold'])}"] = float(r.fitness)
-    return EvalResult(fitness=correct / n, weight=len(results), metrics=metrics, seconds=seconds)
+    fitness = correct / n
+    if by_epoch:
+        curves = [r.metrics.get("correct_by_epoch") for r in results]
+        if any(c is None for c in curves) or len({len(c) for c in curves}) != 1:
+            return failed("cross-validation by epoch needs every fold scored every epoch", seconds,
+                          cv_folds=float(len(results)))
+        pooled = np.sum(np.asarray(curves, dtype=np.float64), axis=0)
+        best = int(np.argmax(pooled))  # the first epoch of the best pooled accuracy
+        metrics["cv_accuracy_by_epoch"] = [float(c / n) for c in pooled]
+        metrics["cv_best_epoch"] = float(best + 1)
+        metrics["cv_correct"] = float(pooled[best])
+        for r, c in zip(results, curves):
+            metrics[f"fold_{int(r.metrics['fold'])}"] = float(c[best] / r.metrics["examples"])
+        fitness = float(pooled[best] / n)
+    return EvalResult(fitness=fitness, weight=len(results), metrics=metrics, seconds=seconds)
 
 
 def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:

@@ -46,6 +46,12 @@ class SearchConfig:
         "trains the genome's full schedule) and refit it for that schedule; 0: by the search's validation accuracy",
         min=0, max=20,
     )
+    cv_epochs: Literal["full", "best"] = _f(
+        "full",
+        "with final_folds: full = each fold trains the genome's full schedule and the choice is refit for it; "
+        "best = the held-out fold is scored after every epoch, the epoch count of the best pooled accuracy is "
+        "the genome's cross-validation score and the refit's epochs",
+    )
     include_defaults: bool = _f(
         False, "the search space's default point is one genome of the first generation (the others are random)"
     )

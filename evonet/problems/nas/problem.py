@@ -87,7 +87,8 @@ def budget_key(h: str, budget: float) -> str:
 
 def _result_to_dict(res: EvalResult) -> dict:
     return {"fitness": float(res.fitness), "weight": int(res.weight),
-            "metrics": {str(k): float(v) for k, v in res.metrics.items()}, "error": res.error,
+            "metrics": {str(k): [float(x) for x in v] if isinstance(v, (list, tuple)) else float(v)
+                        for k, v in res.metrics.items()}, "error": res.error,
             "seconds": float(res.seconds),
             "objectives": None if res.objectives is None else [float(v) for v in res.objectives]}
 
@@ -144,8 +145,9 @@ def evaluate_train_task(task: TrainTask) -> list[EvalResult]:
         if task.fold is not None:
             from evonet.problems.nas.accuracy import cross_validate_fold
 
-            folds, fold, split_seed = task.fold
-            out.append(cross_validate_fold(genome, task.model, data, task.budget, seed, folds, fold, split_seed))
+            folds, fold, split_seed, *by_epoch = task.fold
+            out.append(cross_validate_fold(genome, task.model, data, task.budget, seed, folds, fold, split_seed,
+                                           by_epoch=bool(by_epoch and by_epoch[0])))
             continue
         res, _ = train_genome(genome, task.model, data, task.budget, seed)
         out.append(_with_objectives(res, task.multi))
@@ -176,7 +178,7 @@ class HyperparamProblem(Problem):
     def __init__(self, space: SearchSpace, data: DataRef | None, budget: TrainBudget, run_seed: int = 0,
                  objectives: str = "accuracy", snake: SnakeFitness | None = None, eval_games: int = 1000,
                  baseline: dict | None = None, dataset=None, final_folds: int = 0,
-                 include_defaults: bool = False):
+                 include_defaults: bool = False, cv_epochs: str = "full"):
         self.space = space
         self.n_genes = space.n_genes
         self.data = data
@@ -190,6 +192,11 @@ class HyperparamProblem(Problem):
         self.dataset = dataset  # loaded in the driver (validation before training; finalize)
         self.shared = None  # the training data handed to the executor once (share_data)
         self.final_folds = int(final_folds)  # k-fold cross-validation picks the final best (0: off)
+        if cv_epochs not in ("full", "best"):
+            from evonet.core.errors import ConfigError
+
+            raise ConfigError(f"search.cv_epochs: expected full or best, got {cv_epochs!r}")
+        self.cv_epochs = cv_epochs  # best: the folds also cross-validate the epoch count
         self.include_defaults = bool(include_defaults)  # the space's default point starts the search
         self.cv: dict[str, EvalResult] = {}  # cross-validation results of the final choice, by hash
         self.cache: dict[str, EvalResult] = {}
@@ -225,7 +232,7 @@ class HyperparamProblem(Problem):
         ref = DataRef(s.dataset, s.data_path, s.validation)
         dataset = load_dataset(ref)  # bad files fail here, before any training
         return cls(space, ref, budget, cfg.seed, s.objectives, None, cfg.eval_games, baseline, dataset,
-                   final_folds=s.final_folds, include_defaults=s.include_defaults)
+                   final_folds=s.final_folds, include_defaults=s.include_defaults, cv_epochs=s.cv_epochs)
 
     @property
     def model_kind(self):
@@ -376,7 +383,7 @@ class HyperparamProblem(Problem):
         for j, i in enumerate(plan.todo):
             part = results[j * k:(j + 1) * k]
             h = plan.hashes[i]
-            fresh[h] = pool_folds(part)
+            fresh[h] = pool_folds(part, by_epoch=self.cv_epochs == "best")
             self.cv_trainings += k
             if not any(r.metrics.get("lost") for r in part):  # a lost worker is not a result
                 self.cv[h] = fresh[h]
@@ -449,7 +456,7 @@ class HyperparamProblem(Problem):
             for c in canon:
                 h = self.space.genome_hash(c)
                 tasks += [TrainTask(self.model_kind, (c,), (self.fold_seed(h, f),), data, self.budget,
-                                    fold=(k, f, split)) for f in range(k)]
+                                    fold=(k, f, split, self.cv_epochs == "best")) for f in range(k)]
             return tasks
         self._generation = int(generation)
         seeds = [self.seed_of(self.space.genome_hash(c)) for c in canon]
@@ -615,8 +622,11 @@ class HyperparamProblem(Problem):
         cv = self.cv.get(h)
         if cv is not None and cv.error is not None:
             cv = None
+        epochs = None
+        if cv is not None and "cv_best_epoch" in cv.metrics:  # search.cv_epochs: best
+            epochs = int(cv.metrics["cv_best_epoch"])
         val, refit, model = train_and_refit(canon, self.model_kind, d, self.budget, self.seed_of(h),
-                                            searched=searched, full_schedule=cv is not None)
+                                            searched=searched, full_schedule=cv is not None, epochs=epochs)
         if model is None:
             stream.write(f"best genome could not be retrained: {refit.error}\n")
             return {"error": refit.error}
@@ -633,6 +643,8 @@ class HyperparamProblem(Problem):
                "test_accuracy": test_acc, "model": "best/model.keras",
                "input": {"shape": [None, *d.input_shape], "dtype": "float32", "raw_scale": d.scale}}
         cv_line = ""
+        refit_why = ("the epochs of its best cross-validation accuracy" if epochs is not None
+                     else "its full schedule" if cv is not None else "its best epoch")
         if cv is not None:
             out["cross_validation"] = {
                 "folds": self.final_folds, "accuracy": cv.fitness, "examples": int(cv.metrics["cv_examples"]),
@@ -640,11 +652,14 @@ class HyperparamProblem(Problem):
                 "candidates": [{"rank": c["rank"], "validation_accuracy": c["train_fitness"],
                                 "cv_accuracy": c["final_fitness"]} for c in result.candidates],
                 "trainings": self.cv_trainings}
+            if epochs is not None:
+                out["cross_validation"]["best_epoch"] = epochs
+                out["cross_validation"]["accuracy_by_epoch"] = cv.metrics["cv_accuracy_by_epoch"]
             cv_line = (f"  chosen by {self.final_folds}-fold cross-validation among {len(result.candidates)} hall-of-fame "
                        f"genomes: accuracy {cv.fitness:.4f} on {out['cross_validation']['examples']} training + "
                        f"validation images ({self.cv_trainings} trainings)\n")
         refit_line = (f"  refit on {out['refit']['train_examples']} training + validation images for "
-                      f"{out['refit']['epochs']} epochs ({'its full schedule' if cv is not None else 'its best epoch'})"
+                      f"{out['refit']['epochs']} epochs ({refit_why})"
                       + (f"; test accuracy {test_acc:.4f} on {len(d.y_test)} test images\n" if test_acc is not None
                          else "; no test split\n"))
         stream.write(
