@@ -71,7 +71,8 @@ class TrainTask:
     budget: TrainBudget
     snake: SnakeFitness | None = None
     multi: bool = False
-    #: cross-validation (the final choice among the hall of fame): (folds, fold, split seed);
+    #: cross-validation (the final choice among the hall of fame): (folds, fold, split seed,
+    #: by epoch: score the held-out fold every epoch, ``search.cv_epochs: best``);
     #: None: train on the training split, score on the validation split
     fold: tuple | None = None
     #: multi-fidelity: train up to this epoch (no early stopping), continuing ``state``
@@ -145,9 +146,9 @@ def evaluate_train_task(task: TrainTask) -> list[EvalResult]:
         if task.fold is not None:
             from evonet.problems.nas.accuracy import cross_validate_fold
 
-            folds, fold, split_seed, *by_epoch = task.fold
+            folds, fold, split_seed, by_epoch = task.fold
             out.append(cross_validate_fold(genome, task.model, data, task.budget, seed, folds, fold, split_seed,
-                                           by_epoch=bool(by_epoch and by_epoch[0])))
+                                           by_epoch=by_epoch))
             continue
         res, _ = train_genome(genome, task.model, data, task.budget, seed)
         out.append(_with_objectives(res, task.multi))
