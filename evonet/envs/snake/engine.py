@@ -267,6 +267,19 @@ def _unit(dx, dy):
     return dx / norm, dy / norm
 
 
+#: the rays of `vision`, k = 0..7 clockwise from straight ahead: (forward, right) multiples
+_RAY_F = np.array([1, 1, 0, -1, -1, -1, 0, 1], dtype=np.int64)
+_RAY_R = np.array([0, 1, 1, 1, 0, -1, -1, -1], dtype=np.int64)
+#: 1.0 / n for n = 0..1023 (_INV[0] unused), the same correctly rounded quotients as a division
+_INV = np.concatenate([[0.0], 1.0 / np.arange(1, 1024, dtype=np.float64)])
+
+
+@njit(cache=True, inline="always")
+def _inverse(n):
+    """1.0 / n (n >= 1) in float64: a table up to 1023, a division beyond."""
+    return _INV[n] if n < 1024 else 1.0 / n
+
+
 @njit(cache=True)
 def _solid(v, c, tail_cell):
     """A body cell other than the tail (``vision``); ``v = grid[g, c]``, not a wall."""
@@ -276,7 +289,7 @@ def _solid(v, c, tail_cell):
     return n > 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _observe_vision(g, classic, width, height, state, body, grid, out, row, mark, stack, base):
     """Write game g's `vision` features to out[row]. `mark` and `stack` are scratch arrays
     of the padded grid's size; cells with mark < base count as unseen, base..base+3 are
@@ -292,27 +305,40 @@ def _observe_vision(g, classic, width, height, state, body, grid, out, row, mark
     rx = -hy
     ry = hx
     apple = state[g, ACELL]
-    # 8 rays, clockwise from straight ahead, as (forward, right) multiples
+    adx = np.int64(state[g, AX]) - x
+    ady = np.int64(state[g, AY]) - y
+    # 8 rays, clockwise from straight ahead, as (forward, right) multiples. The border's
+    # distance and the apple come from coordinates; only the walk to the first body cell
+    # reads the board.
+    to_east = width - x
+    to_west = x + 1
+    to_south = height - y
+    to_north = y + 1
     for k in range(8):
-        f = 1 if (k == 0 or k == 1 or k == 7) else (-1 if (k == 3 or k == 4 or k == 5) else 0)
-        r = 1 if (k == 1 or k == 2 or k == 3) else (-1 if (k == 5 or k == 6 or k == 7) else 0)
+        f = _RAY_F[k]
+        r = _RAY_R[k]
         sx = f * hx + r * rx
         sy = f * hy + r * ry
+        # dist: the steps to the first cell off the board
+        dist = to_east if sx > 0 else (to_west if sx < 0 else width + height)
+        if sy > 0:
+            dist = min(dist, to_south)
+        elif sy < 0:
+            dist = min(dist, to_north)
         step = sx + sy * stride
-        dist = 1
         body_inv = 0.0
-        apple_seen = 0.0
         c = h + step
-        v = grid[g, c]
-        while not (v & WALL):
-            if body_inv == 0.0 and _solid(v, c, tail_cell):
-                body_inv = 1.0 / dist
-            if c == apple:
-                apple_seen = 1.0
-            dist += 1
+        for t in range(1, dist):
+            if _solid(grid[g, c], c, tail_cell):
+                body_inv = _inverse(t)
+                break
             c += step
-            v = grid[g, c]
-        out[row, 3 * k] = 1.0 / dist
+        apple_seen = 0.0
+        if apple >= 0:
+            ta = adx * sx if sx != 0 else ady * sy
+            if 1 <= ta < dist and adx == ta * sx and ady == ta * sy:
+                apple_seen = 1.0
+        out[row, 3 * k] = _inverse(dist)
         out[row, 3 * k + 1] = body_inv
         out[row, 3 * k + 2] = apple_seen
     # left, front, right: blocked bits
@@ -329,21 +355,33 @@ def _observe_vision(g, classic, width, height, state, body, grid, out, row, mark
     out[row, 25] = 1.0 if b1 else 0.0
     out[row, 26] = 1.0 if b2 else 0.0
     # free cells: on the board, not the head, not a body cell (the tail's cell is free)
+    mark[h] = base
     if classic:
         n_occupied = state[g, LEN] - 1  # no overlap: the head and the middle segments
     else:
-        n_occupied = 0
-        for yy in range(height):
-            rowc = (yy + 1) * stride + 1
-            for xx in range(width):
-                c = rowc + xx
-                if c == h or _solid(grid[g, c], c, tail_cell):
-                    n_occupied += 1
+        # segments may overlap: count the distinct cells of the body's segments, marking each
+        # occupied one with `base` (the fills below never enter a body cell anyway)
+        n_occupied = 1
+        cap = body.shape[1]
+        slot = state[g, TAIL]
+        for _ in range(state[g, LEN]):
+            c = np.int64(body[g, slot])
+            if mark[c] != base and _solid(grid[g, c], c, tail_cell):
+                mark[c] = base
+                n_occupied += 1
+            slot += 1
+            if slot == cap:
+                slot = 0
     n_free = width * height - n_occupied
     # regions: mark[c] = base + region id (1..3) once seen; the head, marked base, is not free.
     # A region's fill stops as soon as it reaches the tail (the feature is then 1, its size
     # unused); a later fill that runs into such a partly filled region is that region.
-    mark[h] = base
+    # the tail relative to the head (the tail is at most W*H cells from it: one division)
+    tail_row = tail_cell // stride
+    tx = tail_cell - tail_row * stride - 1
+    ty = tail_row - 1
+    tdx = tx - x
+    tdy = ty - y
     size1 = 0
     size2 = 0
     size3 = 0
@@ -367,11 +405,31 @@ def _observe_vision(g, classic, width, height, state, body, grid, out, row, mark
             if not reach:
                 top = 1
                 stack[0] = start
+            # The depth-first fill pops the neighbour pushed last: push the moves towards the
+            # tail last, the one along the axis of the larger distance very last, so that the
+            # walk heads for the tail and usually stops long before the region is filled. The
+            # features do not depend on the order (a fill that does not reach the tail fills
+            # its whole region), only the number of cells visited does.
+            if i == 0:  # left: (hy, -hx)
+                ddx = tdx - hy
+                ddy = tdy + hx
+            elif i == 1:  # front: (hx, hy)
+                ddx = tdx - hx
+                ddy = tdy - hy
+            else:  # right: (-hy, hx)
+                ddx = tdx + hy
+                ddy = tdy - hx
+            sx_ = 1 if ddx >= 0 else -1
+            sy_ = stride if ddy >= 0 else -stride
+            if abs(ddx) >= abs(ddy):
+                o0, o1, o2, o3 = -sx_, -sy_, sy_, sx_
+            else:
+                o0, o1, o2, o3 = -sy_, -sx_, sx_, sy_
             while top > 0:
                 top -= 1
                 c = stack[top]
                 size += 1
-                for nb in (c + 1, c - 1, c + stride, c - stride):
+                for nb in (c + o0, c + o1, c + o2, c + o3):
                     mk = mark[nb]
                     if mk < base:
                         v = grid[g, nb]
@@ -409,8 +467,6 @@ def _observe_vision(g, classic, width, height, state, body, grid, out, row, mark
         ux, uy = _unit(float(state[g, AX] - x), float(state[g, AY] - y))
         out[row, 30] = ux * hx + uy * hy
         out[row, 31] = ux * rx + uy * ry
-    tx = tail_cell % stride - 1
-    ty = tail_cell // stride - 1
     ux, uy = _unit(float(tx - x), float(ty - y))
     out[row, 32] = ux * hx + uy * hy
     out[row, 33] = ux * rx + uy * ry
