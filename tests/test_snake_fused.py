@@ -83,7 +83,7 @@ def test_long_games_equal_the_reference_game_and_the_batched_evaluator():
         assert (game.score, game.steps) == (got.scores.reshape(-1)[g], got.steps.reshape(-1)[g])
 
 
-def test_the_results_do_not_depend_on_the_threads_or_the_chunks():
+def test_the_results_do_not_depend_on_the_threads_or_the_chunks(monkeypatch):
     import numba
 
     spec = nn.MLPSpec(35, (16,), 3, activation="tanh")
@@ -97,7 +97,16 @@ def test_the_results_do_not_depend_on_the_threads_or_the_chunks():
     # one network alone, its games in other chunks and lanes, plays the same games
     alone = fused.play_mlp(spec, weights[7:8], rules, "vision", seeds[7:8], threads=1)
     np.testing.assert_array_equal(alone.steps[0], one.steps[7])
-    assert fused.game_chunks(10, 1).tolist() == [[0, 3], [3, 6], [6, 9], [9, 10]]
+    # games are dealt round-robin into the chunks: each chunk holds a share of every network
+    chunks, order = fused.game_chunks(10, 1, per_thread=4)
+    assert chunks.tolist() == [[0, 3], [3, 6], [6, 8], [8, 10]]
+    assert order.tolist() == [0, 4, 8, 1, 5, 9, 2, 6, 3, 7]
+    chunks, order = fused.game_chunks(3, 2)
+    assert sorted(order.tolist()) == [0, 1, 2] and chunks[-1, 1] == 3
+    monkeypatch.setattr(fused, "CHUNKS_PER_THREAD", 5)
+    other = fused.play_mlp(spec, weights, rules, "vision", seeds, threads=2)
+    np.testing.assert_array_equal(one.scores, other.scores)
+    np.testing.assert_array_equal(one.steps, other.steps)
 
 
 def test_tanh_and_exp_are_close_to_the_c_library_and_equal_in_numpy_and_numba():

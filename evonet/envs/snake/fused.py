@@ -226,9 +226,9 @@ def _move(a, b, game, wl, state, body, grid, rng):
 
 
 @njit(cache=True)
-def _play_chunk(lo, hi, weights, games_per_net, sizes, acts, kind, seeds, classic, width, height, max_steps,
+def _play_chunk(lo, hi, order, weights, games_per_net, sizes, acts, kind, seeds, classic, width, height, max_steps,
                 starve, cap, start_cells, start_xy, start_dir, score_offset, scores, steps, deaths):
-    """Games lo..hi-1 (game g: network g // games_per_net, seed seeds[g]), LANES at a time:
+    """Games order[lo:hi] (game g: network g // games_per_net, seed seeds[g]), LANES at a time:
     a lane whose game ends takes the next one; once none is left, the last live lane moves
     into it."""
     n_in = sizes[0]
@@ -254,7 +254,7 @@ def _play_chunk(lo, hi, weights, games_per_net, sizes, acts, kind, seeds, classi
     nxt = lo
     n = 0  # live lanes: 0..n-1
     while n < LANES and nxt < hi:
-        g = nxt
+        g = order[nxt]
         nxt += 1
         _start(n, g, seeds, weights, games_per_net, wl, classic, width, height, start_cells, start_xy, start_dir,
                score_offset, state, body, grid, rng)
@@ -285,7 +285,7 @@ def _play_chunk(lo, hi, weights, games_per_net, sizes, acts, kind, seeds, classi
             deaths[g] = state[k, _e.DEATH]
             started = False
             while nxt < hi:
-                g = nxt
+                g = order[nxt]
                 nxt += 1
                 _start(k, g, seeds, weights, games_per_net, wl, classic, width, height, start_cells, start_xy,
                        start_dir, score_offset, state, body, grid, rng)
@@ -307,19 +307,30 @@ def _play_chunk(lo, hi, weights, games_per_net, sizes, acts, kind, seeds, classi
 
 
 @njit(parallel=True, cache=True)
-def _play_parallel(chunks, weights, games_per_net, sizes, acts, kind, seeds, classic, width, height, max_steps,
-                   starve, cap, start_cells, start_xy, start_dir, score_offset, scores, steps, deaths):
-    """Every chunk of games (first, end) on the threads; each game writes its own slots."""
+def _play_parallel(chunks, order, weights, games_per_net, sizes, acts, kind, seeds, classic, width, height,
+                   max_steps, starve, cap, start_cells, start_xy, start_dir, score_offset, scores, steps, deaths):
+    """Every chunk of games, order[first:end], on the threads; each game writes its own slots."""
     for c in prange(chunks.shape[0]):
-        _play_chunk(chunks[c, 0], chunks[c, 1], weights, games_per_net, sizes, acts, kind, seeds, classic, width,
+        _play_chunk(chunks[c, 0], chunks[c, 1], order, weights, games_per_net, sizes, acts, kind, seeds, classic, width,
                     height, max_steps, starve, cap, start_cells, start_xy, start_dir, score_offset,
                     scores, steps, deaths)
 
 
-def game_chunks(n: int, threads: int) -> np.ndarray:
-    """(first, end) rows cutting games 0..n-1 into about 4 chunks per thread."""
-    size = max(1, -(-n // (4 * threads)))
-    return np.array([(lo, min(n, lo + size)) for lo in range(0, n, size)], dtype=np.int64).reshape(-1, 2)
+#: chunks of games per thread: one keeps a thread's lanes full until its last games (a lane
+#: whose game ends takes the next one at once); each chunk has the same share of every network
+CHUNKS_PER_THREAD = 1
+
+
+def game_chunks(n: int, threads: int, per_thread: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(chunks, order)``: games 0..n-1 dealt round-robin into ``per_thread`` x ``threads``
+    chunks (at most n), chunk c being ``order[chunks[c, 0]:chunks[c, 1]]``. Dealt round-robin, a
+    chunk holds every network's games in equal shares (network p's are p*G .. p*G+G-1), so
+    a population whose networks play games of very different lengths keeps the threads
+    equally busy."""
+    k = max(1, min(n, threads * (CHUNKS_PER_THREAD if per_thread is None else per_thread)))
+    order = np.concatenate([np.arange(c, n, k, dtype=np.int64) for c in range(k)])
+    bounds = np.cumsum([0] + [len(range(c, n, k)) for c in range(k)])
+    return np.stack([bounds[:-1], bounds[1:]], axis=1).astype(np.int64), order
 
 
 def _tanh32_np(x: np.ndarray) -> np.ndarray:
@@ -425,7 +436,8 @@ def play_mlp(spec, weights: np.ndarray, rules: Rules, observation: str, seeds: n
         use = min(previous, threads) if threads is not None else previous
         numba.set_num_threads(use)
         try:
-            _play_parallel(game_chunks(n, use), weights, n_games, sizes, acts, OBSERVATION_IDS[observation],
+            chunks, order = game_chunks(n, use)
+            _play_parallel(chunks, order, weights, n_games, sizes, acts, OBSERVATION_IDS[observation],
                            flat, rules.classic, w, h, rules.max_steps or 0, rules.starvation_steps or 0, cap, start,
                            np.array(rules.start_body[0], dtype=np.int64), _e.DIRECTIONS.index(rules.start_heading),
                            rules.score_offset, scores, steps, deaths)
