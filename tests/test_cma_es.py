@@ -186,3 +186,96 @@ def test_auto_picks_the_ga_for_large_or_non_real_genomes_and_checks_its_settings
         make_strategy(cfg.ga, genomes, -1.0, 1.0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="not 'cma_es'"):
         GeneticAlgorithm(config.load(None, ["ga.algorithm=cma_es"]).ga, genomes, -1.0, 1.0, np.random.default_rng(0))
+
+
+# --------------------------------------------------------------------------------------
+# the lazy eigendecomposition (ga.eigen_gap)
+
+
+def _sphere_individuals(es, rng, cls):
+    """One generation sampled from ``es`` and scored on a shifted sphere (maximised)."""
+    from evonet.cma_es import numpy_random
+
+    with numpy_random(rng):
+        pop = es.generate(cls)
+    for ind in pop:
+        ind.fitness.values = (-float(np.sum((np.asarray(ind) - 1.0) ** 2)),)
+    return pop
+
+
+def test_lazy_update_is_deaps_update_when_it_decomposes_every_generation():
+    from deap import cma
+
+    from evonet.strategies.cma_es import LazyStrategy
+    from evonet.strategies.operators import individual_class
+
+    cls = individual_class()
+    deap_es = cma.Strategy(centroid=np.zeros(12), sigma=0.5, lambda_=10)
+    lazy = LazyStrategy(centroid=np.zeros(12), sigma=0.5, eigen_gap=1000, lambda_=10)
+    for gen in range(15):
+        pop = _sphere_individuals(deap_es, np.random.default_rng(gen), cls)
+        same = [cls(list(ind)) for ind in pop]
+        for a, b in zip(same, pop):
+            a.fitness.values = b.fitness.values
+        deap_es.update(pop)
+        lazy.update(same)  # its own update (gap 1000), then the decomposition DEAP does every time
+        lazy.decompose()
+        for name in ("centroid", "C", "ps", "pc", "B", "diagD"):
+            np.testing.assert_allclose(getattr(lazy, name), getattr(deap_es, name), rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{name} after generation {gen}")
+        assert lazy.sigma == pytest.approx(deap_es.sigma, rel=1e-12)
+
+
+def test_lazy_update_decomposes_every_gap_generations_and_still_optimizes():
+    from evonet.strategies.cma_es import LazyStrategy, lazy_eigen_gap
+    from evonet.strategies.operators import individual_class
+
+    assert lazy_eigen_gap(627, 64) == 10 and lazy_eigen_gap(627, 128) == 5
+    cls = individual_class()
+    es = LazyStrategy(centroid=np.zeros(20), sigma=0.5, eigen_gap=4, lambda_=12)
+    decomposed = []
+    for gen in range(40):
+        before = es.B.copy()
+        es.update(_sphere_individuals(es, np.random.default_rng(gen), cls))
+        if not np.array_equal(before, es.B):
+            decomposed.append(es.update_count)
+    assert decomposed == list(range(4, 41, 4))
+    assert np.sum((es.centroid - 1.0) ** 2) < 0.05 * 20  # from 20 at the start
+
+
+def test_lazy_runs_resume_exactly_and_old_states_load():
+    import evonet
+
+    def gens(es, n):
+        out = []
+        for _ in range(n):
+            g = es.ask()
+            f = -np.sum((g - 0.3) ** 2, axis=1)
+            es.tell(g, f)
+            out.append(g)
+        return out
+
+    from evonet.strategies.cma_es import resolve_eigen_gap
+
+    # auto: lazy from 200 genes on, every generation below (where a decomposition is cheap)
+    assert resolve_eigen_gap("auto", 627, 64) == 10 and resolve_eigen_gap("auto", 199, 64) == 1
+    assert evonet.strategies.CMAES(n_genes=60, population=8).impl.eigen_gap == 1
+    full = gens(evonet.strategies.CMAES(n_genes=60, population=8, seed=3, eigen_gap=8), 20)
+    first = evonet.strategies.CMAES(n_genes=60, population=8, seed=3, eigen_gap=8)
+    gens(first, 6)
+    state = first.get_state()
+    again = evonet.strategies.CMAES(n_genes=60, population=8, seed=3, eigen_gap=8)
+    again.set_state(state)
+    for a, b in zip(full[6:], gens(again, 14)):
+        np.testing.assert_array_equal(a, b)
+    # a state written before the lazy update (no eigen_update) loads: it decomposed every update
+    del state["es"]["eigen_update"]
+    old = evonet.strategies.CMAES(n_genes=60, population=8, seed=3)
+    old.set_state(state)
+    assert old.impl.es.eigen_update == old.impl.es.update_count
+
+
+@pytest.mark.parametrize("value", [0, -2, "sometimes", 1.5])
+def test_eigen_gap_rejects_bad_values(value):
+    with pytest.raises(config.ConfigError, match="ga.eigen_gap"):
+        config.load(None, [f"ga.eigen_gap={value}"])

@@ -73,6 +73,15 @@ class GAConfig:
         "brackets: 1} in the problem's unit (epochs); null: every evaluation at full budget",
     )
     sigma: float = _f(0.5, "cma_es: initial step size", min=1e-9)
+    eigen_gap: Union[int, Literal["auto"]] = _f(
+        "auto",
+        "cma_es: generations between two eigendecompositions of the covariance matrix (O(n^3) each; "
+        "about 70-125 ms at 627 genes on one core): auto, Hansen's lazy update from 200 genes on (after "
+        "more than 0.5 / ((c1 + cmu) n) generations: 5 for 627 genes and population 128, 10 for 64) and "
+        "every generation below; 1, every generation (DEAP's own update, the only choice before 2026-12-06); "
+        "or a number",
+        min=1,
+    )
     population: int = _f(128, "population size (mu)", min=2, max=1_000_000)
     offspring: int = _f(0, "offspring per generation (lambda) for mu_plus_lambda; 0 means = population", min=0)
     generations: int = _f(200, "number of generations after the initial one", min=0, max=1_000_000)

@@ -120,16 +120,19 @@ class AskTell:
 class CMAES(AskTell):
     """CMA-ES (DEAP's ``deap.cma.Strategy``): ``population`` samples per generation around a
     centroid (default: zeros) with step size ``sigma``; genes are clipped to ``[-bound, bound]``.
-    ``population=None``: CMA-ES's default ``4 + floor(3 ln n_genes)``."""
+    ``population=None``: CMA-ES's default ``4 + floor(3 ln n_genes)``. ``eigen_gap``: generations
+    between two eigendecompositions of the covariance matrix (``"auto"``: Hansen's lazy update
+    from 200 genes on, every generation below; 1: every generation, DEAP's own update)."""
 
     def __init__(self, n_genes: int, population: int | None = None, seed: int = 0, sigma: float = 0.5,
-                 centroid: Sequence[float] | None = None, bound: float = 1e6, hall_of_fame: int = 10):
+                 centroid: Sequence[float] | None = None, bound: float = 1e6, hall_of_fame: int = 10,
+                 eigen_gap: int | str = "auto"):
         super().__init__(n_genes, seed)
         from evonet.strategies.cma_es import CMAES as _CMAES
 
         population = default_population("cma_es", self.n_genes) if population is None else population
         cfg = _ga_config(algorithm="cma_es", population=population, sigma=sigma, bound=bound,
-                         hall_of_fame=hall_of_fame, generations=0)
+                         hall_of_fame=hall_of_fame, generations=0, eigen_gap=eigen_gap)
         start = np.zeros((1, self.n_genes)) if centroid is None else np.asarray(centroid, dtype=np.float64)
         if start.size != self.n_genes:
             raise ConfigError(f"centroid: {start.size} values for {self.n_genes} genes")
