@@ -1,6 +1,10 @@
 """The snake game: rule sets, the reference game, the batched engine, observations, the
 blog's heuristic policy. See docs/snake.md."""
 
+from . import _numba_cache
+
+_numba_cache.install()  # before any compiled function of the package is defined
+
 from .engine import DEATH_CODES, DEATH_NAMES, DIRECTIONS, BatchSnake
 from .heuristic import heuristic_action
 from .observations import OBSERVATIONS, check_observation, n_features, observe
