@@ -47,10 +47,11 @@ def test_a_tiny_budget_run_gives_the_json_the_table_and_the_plot(tmp_path, capsy
     pytest.importorskip("optuna")
     pytest.importorskip("keras_tuner")
     methods = "evonet,kt_random,optuna_tpe_hyperband"
-    assert main(["bench", "search", "--budget-s", "12", "--seeds", "0", "--dataset", "digits", "--epochs", "3",
+    # 25 s: a method's first epoch ends 8-13 s after its start on a loaded 2-core machine (TensorFlow's start-up)
+    assert main(["bench", "search", "--budget-s", "25", "--seeds", "0", "--dataset", "digits", "--epochs", "3",
                  "--methods", methods, "--parallel", "2", "--out", str(tmp_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["budget_s"] == 12 and out["dataset"] == "digits" and out["seeds"] == [0]
+    assert out["budget_s"] == 25 and out["dataset"] == "digits" and out["seeds"] == [0]
     assert set(out["methods"]) == set(methods.split(","))
     for name, r in out["methods"].items():
         assert set(r) >= {"test_accuracy", "median_test_accuracy", "median_val_accuracy", "trainings",
@@ -58,7 +59,7 @@ def test_a_tiny_budget_run_gives_the_json_the_table_and_the_plot(tmp_path, capsy
         assert 0.1 < r["median_test_accuracy"] <= 1 and r["trainings"][0] >= 1 and r["epochs_trained"][0] >= 1
         assert 0 < r["utilization"][0] <= 1
         row = json.loads((tmp_path / f"{name}-seed0.json").read_text())
-        assert row["trace"] and all(t <= 12 for t, _ in row["trace"])  # nothing after the budget counts
+        assert row["trace"] and all(t <= 25 for t, _ in row["trace"])  # nothing after the budget counts
         assert [a for _, a in row["trace"]] == sorted(a for _, a in row["trace"])  # best so far
     assert (tmp_path / "best_val_vs_time.png").stat().st_size > 5000
     assert "| method | median test |" in (tmp_path / "table.md").read_text()
