@@ -79,8 +79,8 @@ def _check_int(name: str, value, low: int = 0) -> None:
 
 def executor_section(executor: str, workers: int, address: str | None, chunk: int = 0, **extra) -> dict:
     """The config's executor section from API arguments (validated with the config)."""
-    if executor not in ("local", "ray"):
-        raise ConfigError(f"executor: unknown value {executor!r}; choose from local, ray")
+    if executor not in ("local", "processes", "ray"):
+        raise ConfigError(f"executor: unknown value {executor!r}; choose from local, processes, ray")
     out = {"kind": executor, "workers": workers, "address": address, "chunk": chunk}
     out.update({k: v for k, v in extra.items() if v is not None})
     return out
@@ -115,8 +115,9 @@ def evolve(model=None, *, env: str | Callable | None = None, fitness: Callable |
 
     ``algorithm``: ``cma_es`` (default), ``mu_plus_lambda``, ``simple`` or ``aging``
     (asynchronous; ``ga={"mode": "greedy"}`` or ``{"lag": 16}``); ``ga``: any other
-    ``ga.*`` config key (operators, hall of fame, ...). ``executor="ray"`` runs the
-    evaluations on ``workers`` Ray workers, on this machine or the cluster at ``address``.
+    ``ga.*`` config key (operators, hall of fame, ...). ``executor="processes"`` runs the
+    evaluations on ``workers`` worker processes of this machine, ``executor="ray"`` on
+    ``workers`` Ray workers, on this machine or the cluster at ``address``.
     Stops after ``generations`` or at ``target_fitness`` / ``stagnation`` / ``max_seconds`` /
     ``max_evaluations``. Writes the run directory ``out`` (default ``runs/NAME-seedS-TIME``).
     """

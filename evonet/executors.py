@@ -1,24 +1,28 @@
 """Executors run a batch of evaluation tasks. The loop only ever calls ``executor.map``.
 
-``LocalExecutor`` evaluates in this process, in order. ``RayExecutor`` runs the same
-tasks on warm Ray workers (actors) on this machine or on a cluster and returns the
-results in task order, so a run gives the same results whatever executor and number of
-workers evaluate it. ``import ray`` lives in this module only, inside the functions that
-need it: ``import evonet`` stays fast and works without Ray.
+``LocalExecutor`` evaluates in this process, in order. ``ProcessExecutor`` runs the same
+tasks on warm worker processes of this machine (the standard library's ``spawn``, no
+Ray), pinned to its GPUs round-robin; ``RayExecutor`` runs them on warm Ray workers
+(actors) on this machine or on a cluster. Both return the results in task order, so a run
+gives the same results whatever executor and number of workers evaluate it. ``import ray``
+lives in this module only, inside the functions that need it: ``import evonet`` stays fast
+and works without Ray.
 
 Shared data (a dataset, fixed arrays) is handed to the executor once with
 :meth:`share`; tasks carry the returned handle and the evaluation calls
 :func:`resolve` on it. With Ray the data goes into the object store once and each worker
-process fetches and caches it on first use.
+process fetches and caches it on first use; the process pool sends it to each worker
+once, with the first task that carries the handle.
 
-Errors made while building an executor (Ray missing, unreachable cluster, a cluster
-without the requested CPUs or GPUs, ``workers: 0``) are :class:`ExecutorError`
+Errors made while building an executor (Ray missing, unreachable cluster, a cluster or a
+machine without the requested CPUs or GPUs, ``workers: 0``) are :class:`ExecutorError`
 subclasses of :class:`~evonet.errors.EvonetError`: the CLI prints them as one line and
 exits 2 before evolution starts.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import ipaddress
@@ -27,10 +31,13 @@ import math
 import os
 import secrets
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -262,6 +269,716 @@ class SimulatedExecutor(Executor):
         self.results += len(tasks)
         self._real_end = time.perf_counter()
         return out
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+
+def _check_arguments(workers, cpus_per_eval, gpus_per_eval, eval_timeout_s, max_retries) -> None:
+    """The checks every pool of workers makes before starting anything (one-line errors)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ExecutorError(f"executor.workers: must be >= 1, got {workers}")
+    if cpus_per_eval < 0:
+        raise ExecutorError(f"executor.cpus_per_eval: must be >= 0, got {cpus_per_eval}")
+    if gpus_per_eval < 0:
+        raise ExecutorError(f"executor.gpus_per_eval: must be >= 0, got {gpus_per_eval}")
+    if gpus_per_eval > 1 and gpus_per_eval != int(gpus_per_eval):
+        raise ExecutorError(
+            f"executor.gpus_per_eval: above 1 it must be a whole number of GPUs, got {gpus_per_eval}"
+        )
+    if eval_timeout_s is not None and eval_timeout_s <= 0:
+        raise ExecutorError(f"executor.eval_timeout_s: must be > 0, got {eval_timeout_s}")
+    if max_retries < 0:
+        raise ExecutorError(f"executor.max_retries: must be >= 0, got {max_retries}")
+
+
+# ----------------------------------------------------------------------------- GPUs of this machine
+
+
+@dataclass(frozen=True)
+class GpuInventory:
+    """The GPUs evaluations may use on this machine: their ``CUDA_VISIBLE_DEVICES`` entries
+    (indices, or UUIDs / MIG ids as the driver's variable spells them) and where they were
+    found (the error messages say it)."""
+
+    ids: tuple[str, ...]
+    source: str
+
+
+def visible_gpus(environ: dict | None = None, nvidia_smi: str | None = "nvidia-smi") -> GpuInventory:
+    """The usable GPUs, without importing TensorFlow, JAX or torch.
+
+    ``CUDA_VISIBLE_DEVICES`` if set (a comma-separated list; empty, or an entry starting with
+    ``-`` such as ``-1``, hides every GPU from there on, as CUDA reads it); else the indices
+    ``nvidia-smi --query-gpu=index --format=csv,noheader`` lists, if that binary is on the
+    ``PATH``; else none. ``environ`` (default ``os.environ``) and ``nvidia_smi`` (a binary name
+    or path; None: do not ask) make the source injectable for tests."""
+    import subprocess
+
+    env = os.environ if environ is None else environ
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    if cvd is not None:
+        ids = []
+        for entry in cvd.split(","):
+            entry = entry.strip()
+            if not entry or entry.startswith("-"):
+                break
+            ids.append(entry)
+        return GpuInventory(tuple(ids), f"CUDA_VISIBLE_DEVICES={cvd!r}")
+    path = shutil.which(nvidia_smi, path=env.get("PATH")) if nvidia_smi else None
+    if path is None:
+        return GpuInventory((), "no nvidia-smi on the PATH and CUDA_VISIBLE_DEVICES unset")
+    try:
+        proc = subprocess.run([path, "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
+                              text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return GpuInventory((), f"nvidia-smi failed: {type(exc).__name__}: {_one_line(exc, 120)}")
+    if proc.returncode != 0:
+        why = _one_line(proc.stderr or proc.stdout or "", 120)
+        return GpuInventory((), f"nvidia-smi failed with exit code {proc.returncode}{': ' + why if why else ''}")
+    ids = tuple(line.strip() for line in proc.stdout.splitlines() if line.strip())
+    return GpuInventory(ids, f"nvidia-smi lists {len(ids)} GPU{'s' if len(ids) != 1 else ''}" if ids
+                        else "nvidia-smi found no GPU")
+
+
+def _no_gpu_error(gpus_per_eval: float, inventory: GpuInventory) -> ExecutorError:
+    return ExecutorError(
+        f"executor.gpus_per_eval: {gpus_per_eval:g} asks for GPUs but this machine has none ({inventory.source}); "
+        "set executor.gpus_per_eval: 0 to evaluate on the CPU, or run on a machine with a GPU"
+    )
+
+
+def gpu_placement(workers: int, gpus_per_eval: float, inventory: GpuInventory) -> list[str]:
+    """Each worker's ``CUDA_VISIBLE_DEVICES``: round-robin over the GPUs (``gpus_per_eval``
+    <= 1: worker i gets GPU ``i % n``, ``floor(1 / gpus_per_eval)`` workers per GPU at most),
+    or a group of ``gpus_per_eval`` whole GPUs each. One-line :class:`ExecutorError` when the
+    machine has no GPU or too few for the workers."""
+    g, ids = float(gpus_per_eval), list(inventory.ids)
+    if g <= 0:
+        raise ValueError("gpu_placement: gpus_per_eval must be > 0")
+    n = len(ids)
+    if n == 0:
+        raise _no_gpu_error(g, inventory)
+    if g > 1:
+        k = int(g)
+        groups = n // k
+        if groups == 0:
+            raise ExecutorError(
+                f"executor.gpus_per_eval: each evaluation asks for {k} GPUs but this machine has {n} "
+                f"({inventory.source}); lower executor.gpus_per_eval"
+            )
+        if workers > groups:
+            raise ExecutorError(
+                f"executor.workers: {workers} workers of {k} GPUs each do not fit on this machine's {n} GPUs "
+                f"({inventory.source}; room for {groups}); lower executor.workers or executor.gpus_per_eval"
+            )
+        return [",".join(ids[(i % groups) * k:(i % groups + 1) * k]) for i in range(workers)]
+    room = n * _per_gpu(g)
+    if workers > room:
+        raise ExecutorError(
+            f"executor.workers: {workers} workers of {g:g} GPU each do not fit on this machine's {n} "
+            f"GPU{'s' if n != 1 else ''} ({inventory.source}; room for {room}); "
+            "lower executor.workers or executor.gpus_per_eval"
+        )
+    return [ids[i % n] for i in range(workers)]
+
+
+def check_local_gpus(gpus_per_eval: float, inventory: GpuInventory | None = None) -> None:
+    """``executor.kind: local`` with ``gpus_per_eval > 0``: the machine must have the GPUs
+    (one evaluation at a time, in this process; nothing is pinned)."""
+    if gpus_per_eval > 0:
+        gpu_placement(1, gpus_per_eval, visible_gpus() if inventory is None else inventory)
+
+
+# ----------------------------------------------------------------------------- process pool
+
+
+#: Shared values this worker process received from a ProcessExecutor (key -> value).
+_PROCESS_SHARED: dict[str, Any] = {}
+_MISSING = object()
+_collecting = threading.local()  # the keys of the shared values a pickle being made refers to
+
+
+def _note_shared(key: str) -> None:
+    keys = getattr(_collecting, "keys", None)
+    if keys is not None:
+        keys.add(key)
+
+
+class ProcessSharedValue(SharedHandle):
+    """Shared data of a :class:`ProcessExecutor`: a key. In the driver :meth:`get` returns the
+    value itself; a worker receives the value once, before the first task that carries the
+    handle, and :meth:`get` returns its copy."""
+
+    __slots__ = ("key", "_value")
+
+    def __init__(self, key: str, value: Any = _MISSING):
+        self.key = key
+        self._value = value
+
+    def __reduce__(self):
+        _note_shared(self.key)  # the executor sends the value to a worker before such a task
+        return (ProcessSharedValue, (self.key,))
+
+    def __eq__(self, other):
+        return isinstance(other, ProcessSharedValue) and other.key == self.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __repr__(self):
+        return f"ProcessSharedValue({self.key!r})"
+
+    def get(self) -> Any:
+        if self._value is not _MISSING:
+            return self._value
+        try:
+            return _PROCESS_SHARED[self.key]
+        except KeyError:
+            raise RuntimeError(f"shared value {self.key} is not in this process: resolve it in a task of the "
+                               "ProcessExecutor that shared it") from None
+
+
+def _dumps(obj) -> tuple[bytes, frozenset]:
+    """``cloudpickle.dumps(obj)`` and the keys of the shared values it refers to."""
+    import cloudpickle
+
+    outer = getattr(_collecting, "keys", None)
+    _collecting.keys = set()
+    try:
+        data = cloudpickle.dumps(obj)
+        return data, frozenset(_collecting.keys)
+    finally:
+        _collecting.keys = outer
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _watch_parent() -> None:
+    """End this worker when its driver is gone (killed with SIGKILL, say): no orphans."""
+    import multiprocessing
+    import threading as _threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None or getattr(parent, "sentinel", None) is None:
+        return
+
+    def watch():
+        from multiprocessing.connection import wait
+
+        wait([parent.sentinel])
+        os._exit(1)
+
+    _threading.Thread(target=watch, name="evonet-parent-watch", daemon=True).start()
+
+
+def _process_worker(conn, env: dict, slot: int) -> None:
+    """A worker process of :class:`ProcessExecutor`: runs ``fn(task)`` messages one at a time.
+
+    The environment (GPU, allocator, threads) was the process's from its start; it is set
+    again here, first thing, for whatever the main-module import of ``spawn`` may have
+    changed."""
+    os.environ.update(env)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle (SignalGuard)
+    _watch_parent()
+    import pickle
+
+    import cloudpickle
+
+    conn.send_bytes(pickle.dumps(("ready", {"pid": os.getpid(), "slot": slot,
+                                            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")})))
+    while True:
+        try:
+            header = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):  # the driver is gone
+            return
+        kind = header[0]
+        if kind == "stop":
+            return
+        payload = conn.recv_bytes()
+        if kind == "share":
+            key = header[1]
+            _PROCESS_SHARED[key] = cloudpickle.loads(payload)
+            SHARED_FETCHES[key] += 1
+            continue
+        ticket = header[1]  # "run"
+        try:
+            fn, task = cloudpickle.loads(payload)
+            result = fn(task)
+        except Exception as exc:  # noqa: BLE001 - the task's failure, reported to the driver
+            reply = pickle.dumps(("err", ticket, f"{type(exc).__name__}: {_one_line(exc)}"))
+        else:
+            try:
+                reply = cloudpickle.dumps(("ok", ticket, result))
+            except Exception as exc:  # noqa: BLE001
+                reply = pickle.dumps(("err", ticket, f"the result cannot be sent back to the driver "
+                                                     f"({type(exc).__name__}: {_one_line(exc)})"))
+        conn.send_bytes(reply)
+
+
+_ENV_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _environment(env: dict, quiet_sigint: bool):
+    """``env`` in this process's environment (and SIGINT ignored) while a worker is spawned:
+    the child starts with them, before it imports anything."""
+    with _ENV_LOCK:
+        saved = {k: os.environ.get(k) for k in env}
+        old_handler = None
+        if quiet_sigint and threading.current_thread() is threading.main_thread():
+            old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            os.environ.update(env)
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
+
+
+_LIVE_POOLS: "weakref.WeakSet[ProcessExecutor]" = weakref.WeakSet()
+_ATEXIT_REGISTERED = False
+
+
+def _close_live_pools() -> None:
+    for ex in list(_LIVE_POOLS):
+        try:
+            ex.close()
+        except Exception:  # noqa: BLE001 - exiting anyway
+            pass
+
+
+class _Slot:
+    """One worker position: its process (replaced when it dies), state and counters."""
+
+    def __init__(self, index: int, env: dict):
+        self.index = index
+        self.env = env
+        self.proc = None
+        self.conn = None
+        self.state = "down"  # starting | idle | busy | down
+        self.since = 0.0  # when the state began (start / dispatch)
+        self.ticket: int | None = None
+        self.shared: set[str] = set()  # shared values this process holds
+        self.pid: int | None = None
+        self.calls = 0
+        self.start_failures = 0
+
+
+def _stop_slot(slot: _Slot) -> int | None:
+    """Kill the slot's process if it still runs, reap it; returns its exit code."""
+    proc, conn = slot.proc, slot.conn
+    slot.state, slot.ticket = "down", None
+    slot.proc = slot.conn = None
+    if conn is not None:
+        conn.close()
+    if proc is None:
+        return None
+    if proc.exitcode is None:
+        proc.kill()
+    proc.join(5)
+    return proc.exitcode
+
+
+class ProcessExecutor(Executor):
+    """Evaluate tasks on ``workers`` warm worker processes of this machine (no Ray).
+
+    The workers are started with the ``spawn`` method (a fresh interpreter: no state
+    inherited from the driver, CUDA included) and live as long as the executor, each running
+    one task at a time; functions and tasks travel with cloudpickle, so closures and
+    functions defined in a script or a notebook work. Results come back in task order.
+
+    Args:
+        workers: worker processes.
+        cpus_per_eval: threads each worker may use: ``OMP_NUM_THREADS`` and
+            ``NUMBA_NUM_THREADS`` are ``max(1, int(cpus_per_eval))`` in the workers unless the
+            driver's environment sets them (TensorFlow: one thread, ``import_keras``'s default).
+        gpus_per_eval: GPUs per worker. Workers are pinned round-robin with
+            ``CUDA_VISIBLE_DEVICES`` (0.25: four workers per GPU; above 1, a whole number: a
+            group of GPUs each), and told to allocate GPU memory as they need it
+            (``TF_FORCE_GPU_ALLOW_GROWTH=true``, ``XLA_PYTHON_CLIENT_PREALLOCATE=false``,
+            ``PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True`` unless set). 0: workers
+            inherit the driver's ``CUDA_VISIBLE_DEVICES``.
+        eval_timeout_s: a task running longer is scored with ``on_error`` and its worker
+            killed and restarted; None: no limit.
+        max_retries: how many times a task whose worker died is run again before it is
+            scored with ``on_error``.
+        gpus: the GPUs to place workers on (default: :func:`visible_gpus`).
+        env: more environment variables for the workers.
+        start_timeout_s: how long a worker may take to start.
+    """
+
+    name = "processes"
+
+    def __init__(
+        self,
+        workers: int = 1,
+        cpus_per_eval: float = 1.0,
+        gpus_per_eval: float = 0.0,
+        eval_timeout_s: float | None = None,
+        max_retries: int = 3,
+        *,
+        gpus: GpuInventory | None = None,
+        env: dict | None = None,
+        start_timeout_s: float = 120.0,
+    ):
+        _check_arguments(workers, cpus_per_eval, gpus_per_eval, eval_timeout_s, max_retries)
+        import multiprocessing
+
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            # a worker being started imports the driver's script again (spawn): one quiet line, not a traceback
+            raise SystemExit(f"evonet worker {os.getpid()}: the script that starts the run ran again in this worker "
+                             "process; start the run under `if __name__ == \"__main__\":`")
+        self.workers = workers
+        self.cpus_per_eval = float(cpus_per_eval)
+        self.gpus_per_eval = float(gpus_per_eval)
+        self.eval_timeout_s = eval_timeout_s
+        self.max_retries = max_retries
+        self.start_timeout_s = float(start_timeout_s)
+        self.stats = collections.Counter()  # tasks, retries, timeouts, failed, restarts
+        self._closed = True  # until the workers are up
+        base = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+        threads = str(max(1, int(self.cpus_per_eval)))
+        for key in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            base[key] = os.environ.get(key, threads)
+        base.update({str(k): str(v) for k, v in (env or {}).items()})
+        devices: list[str | None] = [None] * workers
+        if self.gpus_per_eval > 0:
+            inventory = visible_gpus() if gpus is None else gpus
+            devices = list(gpu_placement(workers, self.gpus_per_eval, inventory))
+            base.update(TF_FORCE_GPU_ALLOW_GROWTH="true", XLA_PYTHON_CLIENT_PREALLOCATE="false",
+                        PYTORCH_CUDA_ALLOC_CONF=os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True"))
+        self.mode = f"{workers} process{'es' if workers != 1 else ''} on this machine"
+        if self.gpus_per_eval > 0:
+            self.mode += f", GPUs {' | '.join(dict.fromkeys(devices))} ({self.gpus_per_eval:g} GPU each)"
+        self._slots = [_Slot(i, dict(base, **({"CUDA_VISIBLE_DEVICES": d} if d is not None else {})))
+                       for i, d in enumerate(devices)]
+        self._ctx = multiprocessing.get_context("spawn")
+        self._key = secrets.token_hex(4)
+        self._shared: dict[str, tuple[bytes, frozenset]] = {}  # key -> (pickled value, keys it refers to)
+        self._shared_count = 0
+        # the streaming state (submit / wait; map is built on it), as RayExecutor's
+        self._queue: collections.deque = collections.deque()  # tickets waiting for a worker
+        self._jobs: dict[int, tuple] = {}  # ticket -> (fn, task, on_error), until it is done
+        self._attempts: dict[int, int] = {}
+        self._done: list[tuple[int, Any]] = []
+        self._done_elsewhere: list[tuple[int, Any]] = []
+        self._next_ticket = 0
+        global _ATEXIT_REGISTERED
+        if not _ATEXIT_REGISTERED:
+            import multiprocessing.util  # noqa: F401 - registers its exit hook (it joins the workers) ...
+
+            atexit.register(_close_live_pools)  # ... after which this one goes, so it runs first
+            _ATEXIT_REGISTERED = True
+        self._up = False  # every worker started once
+        self._closed = False
+        _LIVE_POOLS.add(self)
+        try:
+            for slot in self._slots:
+                self._spawn(slot)
+            while any(s.state == "starting" for s in self._slots):
+                self._step()
+            self._up = True
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_config(cls, ex) -> "ProcessExecutor":
+        """From an :class:`~evonet.config.ExecutorConfig`."""
+        return cls(workers=ex.workers, cpus_per_eval=ex.cpus_per_eval, gpus_per_eval=ex.gpus_per_eval,
+                   eval_timeout_s=ex.eval_timeout_s, max_retries=ex.max_retries)
+
+    # ------------------------------------------------------------------ workers
+
+    def _spawn(self, slot: _Slot) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=_process_worker, args=(child, slot.env, slot.index),
+                                 name=f"evonet-worker-{slot.index}", daemon=False)
+        with _environment(slot.env, quiet_sigint=True):
+            proc.start()
+        child.close()
+        slot.proc, slot.conn, slot.pid = proc, parent, proc.pid
+        slot.state, slot.since, slot.ticket = "starting", time.monotonic(), None
+        slot.shared = set()
+
+    def _lost(self, slot: _Slot, reason: str | None = None) -> None:
+        """A worker process died: its task runs again (or fails), a new process takes its place."""
+        state, ticket = slot.state, slot.ticket
+        code = _stop_slot(slot)
+        reason = reason or _exit_text(code)
+        if state == "starting":
+            slot.start_failures += 1
+            if slot.start_failures >= 3 or not self._up:
+                if self._up:  # it started before: the machine, not the script
+                    raise ExecutorError(f"executor: worker {slot.index} ended while starting again ({reason}, "
+                                        f"{slot.start_failures} times in a row; see its messages above)")
+                raise ExecutorError(
+                    f"executor: worker {slot.index} ended while starting ({reason}; see its messages above); "
+                    "a script that starts a run with executor.kind=processes must do it under "
+                    "`if __name__ == \"__main__\":` (each worker imports the script again)"
+                )
+        self.stats["restarts"] += 1
+        if not self._closed:
+            self._spawn(slot)
+        if state == "busy" and ticket is not None:
+            self._attempts[ticket] += 1
+            if self._attempts[ticket] <= self.max_retries:
+                self.stats["retries"] += 1
+                self._queue.appendleft(ticket)
+            else:
+                self._fail(ticket, f"worker lost {self._attempts[ticket]} times: {reason}")
+
+    # ------------------------------------------------------------------ API
+
+    def worker_info(self) -> list[dict]:
+        """pid, slot, CUDA_VISIBLE_DEVICES, state and tasks run of every worker position."""
+        return [{"pid": s.pid, "slot": s.index, "cuda_visible_devices": s.env.get("CUDA_VISIBLE_DEVICES"),
+                 "state": s.state, "calls": s.calls} for s in self._slots]
+
+    def share(self, value: Any) -> ProcessSharedValue:
+        """A handle to ``value``: pickled once here, sent to a worker with the first task
+        that carries the handle, and kept there (see :func:`resolve`)."""
+        key = f"proc-{self._key}-{self._shared_count}"
+        self._shared_count += 1
+        self._shared[key] = _dumps(value)
+        _PROCESS_SHARED[key] = value  # copies of the handle resolve in the driver too (until close)
+        return ProcessSharedValue(key, value)
+
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Any],
+        on_error: Callable[[Any, str], Any] | None = None,
+        on_result: Callable[[Any], None] | None = None,
+    ) -> list[Any]:
+        """``[fn(t) for t in tasks]`` on the workers, in task order.
+
+        A task whose worker dies is run again (up to ``max_retries`` times); a task that
+        raises, runs out of retries or passes ``eval_timeout_s`` gives
+        ``on_error(task, message)``, or raises :class:`EvaluationFailed` without ``on_error``.
+        ``on_result(result)`` is called as each task finishes, in completion order.
+        """
+        tickets = [self.submit(fn, t, on_error) for t in tasks]
+        index = {t: i for i, t in enumerate(tickets)}
+        results: list[Any] = [None] * len(tickets)
+        left = len(tickets)
+        while left:
+            for ticket, value in self._wait_raw():
+                i = index.get(ticket)
+                if i is None:  # a task submitted outside this map: not ours to hand out
+                    self._done_elsewhere.append((ticket, value))
+                    continue
+                results[i] = value
+                left -= 1
+                if on_result is not None:
+                    on_result(value)
+        return results
+
+    # ------------------------------------------------------------------ streaming
+
+    def submit(self, fn: Callable[[Any], Any], task: Any, on_error: Callable[[Any, str], Any] | None = None) -> int:
+        """Queue ``fn(task)``; it starts on the next idle worker. Returns its ticket."""
+        if self._closed:
+            raise RuntimeError("ProcessExecutor is closed")
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        self._jobs[ticket] = (fn, task, on_error)
+        self._attempts[ticket] = 0
+        self._queue.append(ticket)
+        self._pump()
+        return ticket
+
+    def idle(self) -> int:
+        return max(0, sum(s.state == "idle" for s in self._slots) - len(self._queue))
+
+    def wait(self) -> list[tuple[int, Any]]:
+        """Block until a task finishes (or fails for good): ``[(ticket, result), ...]``."""
+        if self._done_elsewhere:
+            out, self._done_elsewhere = self._done_elsewhere, []
+            return out
+        return self._wait_raw()
+
+    def _wait_raw(self) -> list[tuple[int, Any]]:
+        if not self._jobs and not self._done:
+            raise RuntimeError("ProcessExecutor.wait: no task submitted")
+        while not self._done:
+            self._step()
+            self._pump()
+        out, self._done = self._done, []
+        return out
+
+    def _pump(self) -> None:
+        """Queued tasks to idle workers, the lowest slot first (round-robin over the GPUs)."""
+        while self._queue:
+            slot = next((s for s in self._slots if s.state == "idle"), None)
+            if slot is None:
+                return
+            self._dispatch(slot, self._queue.popleft())
+
+    def _send_shared(self, slot: _Slot, keys) -> None:
+        import pickle
+
+        for key in sorted(keys):
+            if key in slot.shared or key not in self._shared:
+                continue
+            data, deps = self._shared[key]
+            self._send_shared(slot, deps - {key})
+            slot.conn.send_bytes(pickle.dumps(("share", key)))
+            slot.conn.send_bytes(data)
+            slot.shared.add(key)
+
+    def _dispatch(self, slot: _Slot, ticket: int) -> None:
+        import pickle
+
+        fn, task, _ = self._jobs[ticket]
+        try:
+            data, keys = _dumps((fn, task))
+        except Exception as exc:  # noqa: BLE001 - the task cannot travel: it fails, the worker stays idle
+            self._fail(ticket, f"the task cannot be sent to a worker ({type(exc).__name__}: {_one_line(exc)})")
+            return
+        try:
+            self._send_shared(slot, keys)
+            slot.conn.send_bytes(pickle.dumps(("run", ticket)))
+            slot.conn.send_bytes(data)
+        except OSError:  # the worker died while idle: another process takes its place, the task waits
+            self._queue.appendleft(ticket)
+            self._lost(slot)
+            return
+        slot.state, slot.ticket, slot.since = "busy", ticket, time.monotonic()
+        slot.calls += 1
+        self.stats["tasks"] += 1
+
+    def _finish(self, ticket: int, value: Any) -> None:
+        del self._jobs[ticket]
+        self._attempts.pop(ticket, None)
+        self._done.append((ticket, value))
+
+    def _fail(self, ticket: int, message: str) -> None:
+        self.stats["failed"] += 1
+        on_error = self._jobs[ticket][2]
+        if on_error is None:
+            self._jobs.pop(ticket)
+            self._attempts.pop(ticket, None)
+            raise EvaluationFailed(f"task {ticket}: {message}")
+        self._finish(ticket, on_error(self._jobs[ticket][1], message))
+
+    def _receive(self, slot: _Slot) -> None:
+        """Every message the worker has sent; a closed pipe is a dead worker."""
+        import pickle
+
+        while slot.conn is not None:
+            closed = False
+            try:
+                if not slot.conn.poll():
+                    return
+                message = pickle.loads(slot.conn.recv_bytes())
+            except (EOFError, OSError):
+                closed = True
+            except Exception as exc:  # noqa: BLE001 - a result that does not unpickle here
+                message = ("err", slot.ticket, f"the result cannot be read in the driver "
+                                               f"({type(exc).__name__}: {_one_line(exc)})")
+            if closed:
+                self._lost(slot)
+                return
+            kind = message[0]
+            if kind == "ready":
+                slot.pid = message[1]["pid"]
+                slot.state, slot.since, slot.start_failures = "idle", time.monotonic(), 0
+                continue
+            ticket = message[1]
+            if slot.state != "busy" or slot.ticket != ticket:  # cannot happen: one task per worker
+                continue
+            slot.state, slot.ticket = "idle", None
+            if kind == "ok":
+                self._finish(ticket, message[2])
+            else:
+                self._fail(ticket, message[2])
+
+    def _step(self) -> None:
+        """One round of waiting on the workers: results, deaths, restarts and timeouts."""
+        from multiprocessing.connection import wait
+
+        live = [s for s in self._slots if s.state in ("starting", "busy", "idle") and s.proc is not None]
+        deadlines = [s.since + self.start_timeout_s for s in live if s.state == "starting"]
+        if self.eval_timeout_s is not None:
+            deadlines += [s.since + self.eval_timeout_s for s in live if s.state == "busy"]
+        if not any(s.state in ("starting", "busy") for s in live):
+            raise RuntimeError("ProcessExecutor: nothing is running")
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        watch: dict[Any, tuple[_Slot, Any]] = {}
+        for s in live:
+            watch[s.conn] = (s, s.proc)
+            watch[s.proc.sentinel] = (s, s.proc)
+        for obj in wait(list(watch), timeout):
+            slot, proc = watch[obj]
+            if slot.proc is not proc:  # already replaced in this round
+                continue
+            self._receive(slot)  # what it sent before it ended, if anything
+            if slot.proc is proc and obj == proc.sentinel and slot.state != "down":
+                self._lost(slot)
+        now = time.monotonic()
+        for slot in self._slots:
+            if slot.state == "starting" and now - slot.since >= self.start_timeout_s:
+                _stop_slot(slot)
+                raise ExecutorError(f"executor: worker {slot.index} did not start within {self.start_timeout_s:g} s "
+                                    "(is the machine overloaded?)")
+            limit = self.eval_timeout_s
+            if limit is not None and slot.state == "busy" and now - slot.since >= limit:
+                ticket = slot.ticket
+                self.stats["timeouts"] += 1
+                _stop_slot(slot)
+                self._spawn(slot)
+                self._fail(ticket, f"timeout: evaluation ran longer than eval_timeout_s={limit:g} s and was cancelled")
+
+    def close(self) -> None:
+        """Stop the workers: idle ones are asked to exit, busy ones are killed."""
+        if getattr(self, "_closed", True):
+            return
+        import pickle
+
+        self._closed = True
+        _LIVE_POOLS.discard(self)
+        for slot in self._slots:
+            if slot.proc is not None and slot.state == "idle":
+                try:
+                    slot.conn.send_bytes(pickle.dumps(("stop",)))
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 5.0
+        for slot in self._slots:
+            if slot.proc is not None and slot.state == "idle":
+                slot.proc.join(max(0.0, deadline - time.monotonic()))
+            _stop_slot(slot)  # kills what is still running
+        for key in self._shared:
+            _PROCESS_SHARED.pop(key, None)
+        self._shared = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 # ----------------------------------------------------------------------------- Ray
@@ -547,20 +1264,7 @@ class RayExecutor(Executor):
         connect_timeout_s: float = 5.0,
         start_timeout_s: float = 120.0,
     ):
-        if not isinstance(workers, int) or workers < 1:
-            raise ExecutorError(f"executor.workers: must be >= 1, got {workers}")
-        if cpus_per_eval < 0:
-            raise ExecutorError(f"executor.cpus_per_eval: must be >= 0, got {cpus_per_eval}")
-        if gpus_per_eval < 0:
-            raise ExecutorError(f"executor.gpus_per_eval: must be >= 0, got {gpus_per_eval}")
-        if gpus_per_eval > 1 and gpus_per_eval != int(gpus_per_eval):
-            raise ExecutorError(
-                f"executor.gpus_per_eval: above 1 it must be a whole number of GPUs, got {gpus_per_eval}"
-            )
-        if eval_timeout_s is not None and eval_timeout_s <= 0:
-            raise ExecutorError(f"executor.eval_timeout_s: must be > 0, got {eval_timeout_s}")
-        if max_retries < 0:
-            raise ExecutorError(f"executor.max_retries: must be >= 0, got {max_retries}")
+        _check_arguments(workers, cpus_per_eval, gpus_per_eval, eval_timeout_s, max_retries)
         self.workers = workers
         self.cpus_per_eval = float(cpus_per_eval)
         self.gpus_per_eval = float(gpus_per_eval)
@@ -855,10 +1559,13 @@ class RayExecutor(Executor):
             pass
 
 
-def make_executor(cfg) -> LocalExecutor | RayExecutor:
+def make_executor(cfg) -> LocalExecutor | ProcessExecutor | RayExecutor:
     """The executor an experiment's ``executor`` section describes."""
     if cfg.executor.kind == "local":
+        check_local_gpus(cfg.executor.gpus_per_eval)  # gpus_per_eval > 0 on a machine without a GPU: an error
         return LocalExecutor()
+    if cfg.executor.kind == "processes":
+        return ProcessExecutor.from_config(cfg.executor)
     if cfg.executor.kind == "ray":
         return RayExecutor.from_config(cfg.executor)
     raise ValueError(f"unknown executor {cfg.executor.kind!r}")

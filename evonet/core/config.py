@@ -108,17 +108,27 @@ class GAConfig:
 class ExecutorConfig:
     """Where evaluations run."""
 
-    kind: Literal["local", "ray"] = _f("local", "local: in this process; ray: Ray workers on this machine or a cluster")
-    workers: int = _f(1, "parallel workers (Ray: warm worker processes)", min=1, max=100_000)
+    kind: Literal["local", "processes", "ray"] = _f(
+        "local", "local: in this process; processes: a pool of worker processes on this machine (no Ray); "
+        "ray: Ray workers on this machine or a cluster"
+    )
+    workers: int = _f(1, "parallel workers (processes, ray: warm worker processes; local: 1)", min=1, max=100_000)
     address: Optional[str] = _f(
         None, "ray: address of a running cluster (HOST:PORT or 'auto'); null: RAY_ADDRESS, else start Ray locally"
     )
-    cpus_per_eval: float = _f(1.0, "ray: CPUs reserved by each evaluation task", min=0.0)
-    gpus_per_eval: float = _f(0.0, "ray: GPUs per evaluation task (0.25 lets four share a GPU)", min=0.0)
-    eval_timeout_s: Optional[float] = _f(
-        None, "ray: a task running longer is cancelled and its evaluations fail; null: no limit", min=0.001
+    cpus_per_eval: float = _f(
+        1.0, "ray: CPUs reserved by each evaluation task; processes: threads each worker may use "
+        "(OMP_NUM_THREADS, NUMBA_NUM_THREADS: int(cpus_per_eval), at least 1)", min=0.0,
     )
-    max_retries: int = _f(3, "ray: retries of a task whose worker died", min=0)
+    gpus_per_eval: float = _f(
+        0.0, "processes, ray: GPUs per evaluation task (0.25 lets four share a GPU; above 1 a whole number); "
+        "local: > 0 needs a GPU on this machine", min=0.0,
+    )
+    eval_timeout_s: Optional[float] = _f(
+        None, "processes, ray: a task running longer is cancelled and its evaluations fail; null: no limit",
+        min=0.001,
+    )
+    max_retries: int = _f(3, "processes, ray: retries of a task whose worker died", min=0)
     chunk: int = _f(
         0, "individuals per evaluation task (one vectorized snake batch); 0: split evenly over the workers", min=0
     )

@@ -14,6 +14,8 @@ tasks would start running now. The base class implements them on ``map`` (one ta
 time, in submission order), so an executor that only has ``map`` still works, serially.
 
 The executors are :class:`evonet.executors.LocalExecutor` (in process),
+:class:`evonet.executors.ProcessExecutor` (``executor.kind: processes``: spawned worker
+processes of this machine, pinned to its GPUs round-robin, no Ray),
 :class:`evonet.executors.RayExecutor` (Ray workers on a machine or a cluster) and
 :class:`evonet.executors.SimulatedExecutor` (virtual workers on a virtual clock). To add
 one, subclass :class:`Executor`; the executor contract tests run over every implementation.
