@@ -35,6 +35,7 @@ import math
 import numpy as np
 from numba import njit
 
+from .arith import rn_add, rn_mul
 from .heuristic import heuristic_decision
 from .observations import OBSERVATION_IDS, OBSERVATIONS, check_observation
 from .reference import DEATHS, SnakeState
@@ -259,9 +260,14 @@ def _step_range(games, actions, lo, hi, classic, width, height, max_steps, starv
 # observations (see .observations for the definitions)
 
 
+# The float64 products and sums of the observations are exact (small integers, headings
+# of -1, 0 and 1), so no rounding can differ; they still go through rn_mul / rn_add (.arith),
+# so that the CUDA engine's kernel holds no fused multiply-add at all.
+
+
 @njit(cache=True)
 def _unit(dx, dy):
-    norm = math.sqrt(dx * dx + dy * dy)
+    norm = math.sqrt(rn_add(rn_mul(dx, dx), rn_mul(dy, dy)))
     if norm == 0.0:
         return 0.0, 0.0
     return dx / norm, dy / norm
@@ -319,12 +325,15 @@ def _observe_vision(g, classic, width, height, state, body, grid, out, row, mark
         r = _RAY_R[k]
         sx = f * hx + r * rx
         sy = f * hy + r * ry
-        # dist: the steps to the first cell off the board
+        # dist: the steps to the first cell off the board (comparisons, not min(): numba
+        # 0.68's built-in CUDA target fails to compile the builtin min of two numbers)
         dist = to_east if sx > 0 else (to_west if sx < 0 else width + height)
         if sy > 0:
-            dist = min(dist, to_south)
+            if to_south < dist:
+                dist = to_south
         elif sy < 0:
-            dist = min(dist, to_north)
+            if to_north < dist:
+                dist = to_north
         step = sx + sy * stride
         body_inv = 0.0
         c = h + step
@@ -465,11 +474,11 @@ def _observe_vision(g, classic, width, height, state, body, grid, out, row, mark
         out[row, 31] = 0.0
     else:
         ux, uy = _unit(float(state[g, AX] - x), float(state[g, AY] - y))
-        out[row, 30] = ux * hx + uy * hy
-        out[row, 31] = ux * rx + uy * ry
+        out[row, 30] = rn_add(rn_mul(ux, hx), rn_mul(uy, hy))
+        out[row, 31] = rn_add(rn_mul(ux, rx), rn_mul(uy, ry))
     ux, uy = _unit(float(tx - x), float(ty - y))
-    out[row, 32] = ux * hx + uy * hy
-    out[row, 33] = ux * rx + uy * ry
+    out[row, 32] = rn_add(rn_mul(ux, hx), rn_mul(uy, hy))
+    out[row, 33] = rn_add(rn_mul(ux, rx), rn_mul(uy, ry))
     out[row, 34] = state[g, LEN] / (width * height)
 
 

@@ -19,7 +19,10 @@ use additions, multiplications and divisions only, never the C library's ``exp``
 float32 rational approximation Eigen and XLA use; sigmoid, elu and selu are computed in
 float64 with :func:`exp64` (a Cody-Waite reduction and a degree-13 polynomial) and rounded
 to float32. numba compiles without fast-math, so nothing is reassociated or fused: the
-same weights and seeds give the same games on any x86-64 CPU and any thread count.
+same weights and seeds give the same games on any x86-64 CPU and any thread count. (The
+activations' products and sums are written with :func:`.arith.rn_mul` / :func:`.arith.rn_add`,
+the plain operators here: the CUDA engine, :mod:`.cuda`, compiles the same source without
+fused multiply-adds.)
 The greedy action is the first index of the largest output (NumPy's ``argmax``: a NaN
 wins); with a ``softmax`` output the largest logit is taken (softmax keeps the order).
 
@@ -37,6 +40,7 @@ from numba import njit, prange
 from evonet.nn import _LEAKY_SLOPE, _SELU_ALPHA, _SELU_SCALE
 
 from . import engine as _e
+from .arith import rn_add, rn_mul
 from .observations import OBSERVATION_IDS
 from .rules import Rules
 
@@ -76,12 +80,12 @@ def exp64(x):
         x = 100.0
     elif x < -100.0:
         x = -100.0
-    k = math.floor(x * _INV_LN2 + 0.5)
-    r = (x - k * _LN2_HI) - k * _LN2_LO
+    k = math.floor(rn_add(rn_mul(x, _INV_LN2), 0.5))
+    r = rn_add(rn_add(x, -rn_mul(k, _LN2_HI)), -rn_mul(k, _LN2_LO))
     p = _INV_FACT[13]
     for n in range(12, -1, -1):
-        p = p * r + _INV_FACT[n]
-    return p * _POW2[int(k) + 160]
+        p = rn_add(rn_mul(p, r), _INV_FACT[n])
+    return rn_mul(p, _POW2[int(k) + 160])
 
 
 # tanh in float32: the rational approximation of Eigen and XLA (odd degree 13 / even 6 on
@@ -103,9 +107,19 @@ def tanh32(v):
         x = _T_CLAMP
     elif x < -_T_CLAMP:
         x = -_T_CLAMP
-    x2 = x * x
-    num = x * (_A1 + x2 * (_A3 + x2 * (_A5 + x2 * (_A7 + x2 * (_A9 + x2 * (_A11 + x2 * _A13))))))
-    den = _B0 + x2 * (_B2 + x2 * (_B4 + x2 * _B6))
+    x2 = rn_mul(x, x)
+    # num = x * (A1 + x2 * (A3 + x2 * (A5 + x2 * (A7 + x2 * (A9 + x2 * (A11 + x2 * A13)))))),
+    # den = B0 + x2 * (B2 + x2 * (B4 + x2 * B6)), inside out
+    p = rn_add(_A11, rn_mul(x2, _A13))
+    p = rn_add(_A9, rn_mul(x2, p))
+    p = rn_add(_A7, rn_mul(x2, p))
+    p = rn_add(_A5, rn_mul(x2, p))
+    p = rn_add(_A3, rn_mul(x2, p))
+    p = rn_add(_A1, rn_mul(x2, p))
+    num = rn_mul(x, p)
+    q = rn_add(_B4, rn_mul(x2, _B6))
+    q = rn_add(_B2, rn_mul(x2, q))
+    den = rn_add(_B0, rn_mul(x2, q))
     t = num / den
     return v if -_T_SMALL < v < _T_SMALL else t
 
@@ -121,14 +135,17 @@ def activate(code, v):
     if code == 2:
         return tanh32(v)
     x = np.float64(v)
+    # 1 / (1 + e^-x); e^x - 1; selu: S x, (S A) (e^x - 1); leaky: slope x (a - 1 is a + -1)
     if code == 3:
-        return np.float32(1.0 / (1.0 + exp64(-x)))
+        return np.float32(1.0 / rn_add(1.0, exp64(-x)))
     if code == 4:
-        return v if x > 0 else np.float32(exp64(x) - 1.0)
+        return v if x > 0 else np.float32(rn_add(exp64(x), -1.0))
     if code == 5:
-        return np.float32(_SELU_SCALE * x) if x > 0 else np.float32(_SELU_SCALE * _SELU_ALPHA * (exp64(x) - 1.0))
+        if x > 0:
+            return np.float32(rn_mul(_SELU_SCALE, x))
+        return np.float32(rn_mul(rn_mul(_SELU_SCALE, _SELU_ALPHA), rn_add(exp64(x), -1.0)))
     if code == 6:
-        return v if x > 0 else np.float32(_LEAKY_SLOPE * x)
+        return v if x > 0 else np.float32(rn_mul(_LEAKY_SLOPE, x))
     return v  # 7, softmax: only as the output, where the order of the logits decides
 
 

@@ -27,16 +27,54 @@ class SnakeConfig:
     )
     threads: Optional[int] = _f(
         None, "the fused engine's threads per evaluation task; null: every core (local executor), "
-        "int(executor.cpus_per_eval) (ray)", min=1, max=4096,
+        "int(executor.cpus_per_eval) (ray, processes)", min=1, max=4096,
+    )
+    device: Literal["auto", "cpu", "cuda"] = _f(
+        "auto",
+        "where the fused engine plays: cpu (the cores, snake.threads); cuda (an NVIDIA GPU through numba, one "
+        "thread per game, the same games bit for bit; exit 2 without a usable GPU); auto: cuda where numba finds "
+        "a GPU, else cpu (decided where the games are played)",
     )
 
 
+#: ``snake.device`` choices
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"cpu"`` or ``"cuda"``: where the fused engine plays for ``snake.device: device``.
+
+    ``auto``: ``cuda`` where numba finds a real GPU it can use (never its simulator), else
+    ``cpu``; ``cuda``: :class:`ConfigError` (one line naming the field and the fix) without
+    a usable GPU, unless numba's CUDA simulator is on (``NUMBA_ENABLE_CUDASIM=1``, for tests).
+    Only ``auto`` and ``cuda`` import numba's CUDA target."""
+    if device not in DEVICES:
+        raise ConfigError(f"snake.device: expected one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    from evonet.envs.snake.cuda import cuda_status
+
+    usable, reason = cuda_status()
+    if device == "auto":
+        return "cuda" if usable and reason != "simulator" else "cpu"
+    if not usable:
+        raise ConfigError(f"snake.device: cuda needs an NVIDIA GPU that numba can use, and there is none here "
+                          f"({reason.rstrip('.')}); use snake.device=cpu, or auto (the GPU where there is one)")
+    return "cuda"
+
+
 def _snake_defaults(cfg) -> None:
-    """The board defaults to the rule set's own; theailearner needs room for its start."""
+    """The board defaults to the rule set's own; theailearner needs room for its start;
+    ``snake.device: cuda`` needs a GPU here (checked before any work) and the fused engine."""
     if cfg.snake.board is None:
         cfg.snake.board = 50 if cfg.snake.rules == "theailearner" else 10
     if cfg.snake.rules == "theailearner" and cfg.snake.board < 12:
         raise ConfigError(f"snake.board: theailearner starts at (10, 10) and needs a board of >= 12, got {cfg.snake.board}")
+    if cfg.snake.device == "cuda":
+        if cfg.snake.engine == "batched":
+            raise ConfigError("snake.device: cuda runs the fused engine, but snake.engine is batched (the CPU "
+                              "reference path); use snake.engine=auto or fused, or snake.device=cpu")
+        resolve_device("cuda")
 
 
 register_problem(

@@ -29,6 +29,10 @@ Two engines play the games, chosen by ``engine=``:
 one. The two play the same rules and observations (tested game for game against each other
 and the reference game); their greedy actions can differ only where two outputs are equal
 to the last bit, which the different rounding of the two forward passes can break apart.
+
+``device="cuda"`` plays the fused engine's games on an NVIDIA GPU instead of the cores
+(:func:`evonet.envs.snake.cuda.play_mlp_cuda`: one thread per game, the same games bit for
+bit); ``device="auto"`` does where numba finds a GPU it can use.
 """
 
 from __future__ import annotations
@@ -93,6 +97,14 @@ def check_population(spec: nn.MLPSpec, weights, observation: str, seeds) -> tupl
 
 
 ENGINES = ("auto", "fused", "batched")
+#: where the fused engine plays (``snake.device``)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _resolve_device(device: str) -> str:
+    from evonet.problems.snake.config import resolve_device
+
+    return resolve_device(device)
 
 
 def pick_engine(spec: nn.MLPSpec, engine: str = "auto") -> str:
@@ -116,7 +128,8 @@ def pick_engine(spec: nn.MLPSpec, engine: str = "auto") -> str:
 
 
 def evaluate_weights(spec: nn.MLPSpec, weights: np.ndarray, rules: Rules, observation: str,
-                     seeds: np.ndarray, *, engine: str = "auto", threads: int | None = None) -> SnakeResults:
+                     seeds: np.ndarray, *, engine: str = "auto", threads: int | None = None,
+                     device: str = "cpu") -> SnakeResults:
     """Individual p plays the games ``seeds[p, :]`` greedily with network ``weights[p]``.
 
     Args:
@@ -130,11 +143,23 @@ def evaluate_weights(spec: nn.MLPSpec, weights: np.ndarray, rules: Rules, observ
             ``"batched"`` (see the module doc).
         threads: the fused engine's threads (default: every core); the batched engine
             uses one. The result is the same for any count.
+        device: where the fused engine plays: ``"cpu"`` (the default), ``"cuda"`` (an
+            NVIDIA GPU, one thread per game; a :class:`~evonet.core.errors.ConfigError`
+            without one; not with ``engine="batched"``) or ``"auto"`` (cuda where numba finds
+            a GPU, else cpu). The result is the same on both.
 
     Returns:
         :class:`SnakeResults` with (P, G) arrays.
     """
-    if pick_engine(spec, engine) == "fused":
+    if device not in DEVICES:
+        raise ValueError(f"device: expected one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cuda" and engine == "batched":
+        raise ValueError("device: cuda runs the fused engine, not engine='batched'")
+    if device == "cuda" or pick_engine(spec, engine) == "fused":
+        if device != "cpu" and _resolve_device(device) == "cuda":  # the network must fit (FusedUnsupported)
+            from evonet.envs.snake.cuda import play_mlp_cuda
+
+            return play_mlp_cuda(spec, weights, rules, observation, seeds, threads=threads)
         from evonet.envs.snake.fused import play_mlp
 
         return play_mlp(spec, weights, rules, observation, seeds, threads=threads)

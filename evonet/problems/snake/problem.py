@@ -25,6 +25,7 @@ class SnakeTask:
     seeds: np.ndarray  # (n, games) uint64
     engine: str = "auto"  # evaluate_weights' engine
     threads: int | None = None  # the fused engine's threads; None: every core
+    device: str = "cpu"  # evaluate_weights' device: cpu, cuda, or auto (decided where the games are played)
 
 
 def make_snake_rules(name: str, board: int):
@@ -41,7 +42,7 @@ def evaluate_snake_task(task: SnakeTask) -> list[EvalResult]:
     rules = make_snake_rules(task.rules, task.board)
     try:
         res = evaluate_weights(task.spec, task.weights, rules, task.observation, task.seeds, engine=task.engine,
-                               threads=task.threads)
+                               threads=task.threads, device=task.device)
     except Exception as exc:  # a broken evaluation must not kill the run
         return SnakeWeightsProblem.failed_results(task, f"{type(exc).__name__}: {exc}")
     seconds = (time.perf_counter() - start) / max(1, len(task.weights))
@@ -66,16 +67,26 @@ def evaluate_snake_task(task: SnakeTask) -> list[EvalResult]:
 class SnakeWeightsProblem(WeightVectorProblem):
     """Flat weight vectors of ``spec``; fitness = mean snake score over ``games`` games."""
 
+    #: where the fused engine plays (evaluate_weights' device); the class default serves a
+    #: problem pickled into a run directory before snake.device existed
+    device: str = "cpu"
+
     def __init__(
         self, spec: MLPSpec, rules: str, board: int, observation: str, games: int, bound: float, run_seed: int = 0,
-        eval_games: int = 1000, engine: str = "auto", threads: int | None = None,
+        eval_games: int = 1000, engine: str = "auto", threads: int | None = None, device: str = "cpu",
     ):
-        from evonet.problems.snake.evaluate import pick_engine
+        from evonet.problems.snake.evaluate import DEVICES, pick_engine
 
-        self.engine = pick_engine(spec, engine)  # "fused" or "batched"
+        if device not in DEVICES:
+            raise ValueError(f"device: expected one of {', '.join(DEVICES)}, got {device!r}")
+        if device == "cuda" and engine == "batched":
+            raise ValueError("device: cuda runs the fused engine, not engine='batched'")
+        # "fused" or "batched"; cuda: the fused engine or FusedUnsupported
+        self.engine = pick_engine(spec, "fused" if device == "cuda" else engine)
         self.engine_note = "" if engine != "auto" or self.engine == "fused" else \
             " (auto: the fused engine runs softmax only as the output activation)"
         self.threads = threads
+        self.device = device if self.engine == "fused" else "cpu"  # auto: the batched engine is the CPU's
         self.run_seed = int(run_seed)
         self.eval_games = int(eval_games)
         self.spec = spec
@@ -98,11 +109,11 @@ class SnakeWeightsProblem(WeightVectorProblem):
             output_activation=cfg.network.output_activation,
         )
         threads = cfg.snake.threads
-        if threads is None and cfg.executor.kind == "ray":
-            threads = max(1, int(cfg.executor.cpus_per_eval))  # a Ray task uses the CPUs it reserved
+        if threads is None and cfg.executor.kind in ("ray", "processes"):
+            threads = max(1, int(cfg.executor.cpus_per_eval))  # a worker's task uses the CPUs it reserved
         return cls(
             spec, cfg.snake.rules, cfg.snake.board, cfg.snake.observation, cfg.snake.games, cfg.ga.bound, cfg.seed,
-            cfg.eval_games, engine=cfg.snake.engine, threads=threads,
+            cfg.eval_games, engine=cfg.snake.engine, threads=threads, device=cfg.snake.device,
         )
 
     @property
@@ -116,7 +127,7 @@ class SnakeWeightsProblem(WeightVectorProblem):
         )
         return [
             SnakeTask(self.spec, self.rules, self.board, self.observation, genomes[i : i + chunk], seeds[i : i + chunk],
-                      self.engine, self.threads)
+                      self.engine, self.threads, self.device)
             for i in range(0, len(genomes), chunk)
         ]
 
@@ -131,6 +142,11 @@ class SnakeWeightsProblem(WeightVectorProblem):
     def _engine_text(self) -> str:
         if self.engine == "batched":
             return f"batched engine{self.engine_note}"
+        from evonet.problems.snake.config import resolve_device
+
+        # auto: what this process finds (each task decides where it plays)
+        if self.device == "cuda" or (self.device == "auto" and resolve_device("auto") == "cuda"):
+            return "fused engine on the GPU (CUDA, one thread per game)"
         return f"fused engine, {self.threads or 'all'} thread{'' if self.threads == 1 else 's'}"
 
     def title(self) -> str:
@@ -162,7 +178,7 @@ class SnakeWeightsProblem(WeightVectorProblem):
         rules = make_snake_rules(self.rules, self.board)
         seeds = seeding.evaluation_game_seeds(self.eval_games)
         res = evaluate_weights(self.spec, result.best_genome[None], rules, self.observation, seeds[None],
-                               engine=self.engine, threads=self.threads)
+                               engine=self.engine, threads=self.threads, device=self.device)
         table = summarize(res.scores[0], res.steps[0], res.won[0], rules)
         desc = f"evaluation seeds 0..{self.eval_games - 1}"
         record = {"rules": self.rules_meta(), "observation": self.observation, "seeds": desc, **table,
@@ -181,4 +197,5 @@ class SnakeWeightsProblem(WeightVectorProblem):
             "observation": self.observation,
             "games": self.games,
             "engine": self.engine,
+            "device": self.device,
         }
