@@ -50,13 +50,13 @@ class SearchResult:
         """The best genome's model refit on training + validation data (compiled, trained);
         loaded from ``run_dir/best/model.keras`` when not in memory."""
         if self._model is None:
-            from evonet.tf_utils import import_keras
+            from evonet.keras_backend import load_model
 
             path = self.run_dir / "best" / "model.keras"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no saved model (the best genome could not be refit: "
                                         f"{self.summary.get('best', {}).get('error')})")
-            self._model = import_keras().models.load_model(path)
+            self._model = load_model(path)
         return self._model
 
     def __repr__(self) -> str:
@@ -103,20 +103,24 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
            address: str | None = None, progress: str = "auto", tensorboard: bool = True,
            max_params: int = 1_000_000, stop: dict | None = None, target_fitness: float | None = None,
            max_seconds: float | None = None, name: str = "search", stream: TextIO | None = None,
-           max_probes: int = 32, **ga_overrides) -> SearchResult:
+           max_probes: int = 32, backend: str | None = None, **ga_overrides) -> SearchResult:
     """Evolve the hyperparameters ``build_model`` declares; see the module doc.
 
     Training: the user's compiled model, ``epochs`` (early stopping after ``patience``
-    epochs without a gain in validation accuracy; 0: off), ``batch_size``, one TensorFlow
-    thread per training; the training seed of a genome derives from (``seed``, its hash).
+    epochs without a gain in validation accuracy; 0: off), ``batch_size``, one thread per
+    training; the training seed of a genome derives from (``seed``, its hash). ``backend``:
+    the Keras backend (``"tensorflow"``, ``"jax"``, ``"torch"``; None: ``KERAS_BACKEND``, else
+    the backend of a Keras imported already, else TensorFlow); it must be the one
+    ``build_model``'s Keras runs, so with another than the default set ``KERAS_BACKEND``
+    before importing keras.
     Validation: ``validation_data`` = ``(x_val, y_val)``, else a stratified
     ``validation_split`` of ``(x, y)``. ``objectives="accuracy+params"``: NSGA-II on
     (accuracy, parameter count). ``final_folds=K``: the hall of fame is K-fold
     cross-validated to pick the final best, refit for its full schedule, or with
     ``cv_epochs="best"`` for the epoch count of its best pooled fold accuracy (the folds are
-    scored every epoch). ``executor="ray"`` with ``workers`` and
-    ``address``. ``stop``: the stop rules (``target_fitness``, ``stagnation``,
-    ``max_seconds``, ``max_evaluations``, ``include_final``; ``max_seconds`` counts from the
+    scored every epoch). ``executor="processes"`` (worker processes of this machine) or
+    ``"ray"`` with ``workers`` (and ``address``). ``stop``: the stop rules (``target_fitness``,
+    ``stagnation``, ``max_seconds``, ``max_evaluations``, ``include_final``; ``max_seconds`` counts from the
     call, so probing ``build_model`` and preparing the data are inside it; with
     ``include_final`` the final cross-validation is too). Any other keyword is a ``ga`` setting
     (``cxpb=0.7``, ``mutation={...}``, ``hall_of_fame=4``). ``algorithm="aging"``:
@@ -150,7 +154,8 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
     data = {
         "name": name, "seed": seed, "genome": "hyperparameters",
         "search": {"epochs": epochs, "patience": patience, "max_params": max_params, "objectives": objectives,
-                   "final_folds": final_folds, "cv_epochs": cv_epochs, "validation": validation_split if validation_data is None else 0.2},
+                   "final_folds": final_folds, "cv_epochs": cv_epochs, "backend": backend,
+                   "validation": validation_split if validation_data is None else 0.2},
         "ga": ga,
         "executor": {"kind": executor, "workers": workers, "address": address, "chunk": 1},
         "stop": stop, "log": {"progress": progress, "tensorboard": tensorboard},
@@ -159,11 +164,14 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
     cfg = config_mod.from_dict(data)  # bad arguments: one-line ConfigErrors naming the setting
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    from evonet.keras_backend import use_backend
+
+    use_backend(cfg.search.backend)  # before discover imports Keras (validated by from_dict)
     dataset = from_arrays(x, y, validation_data, validation_split)
     space = discover(build_model, seed=seed, max_probes=max_probes,
                      name=getattr(build_model, "__name__", "build_model"))
     problem = UserModelProblem(space, dataset, budget_of(epochs, patience, max_params), seed, objectives,
-                               final_folds, batch_size, cv_epochs=cfg.search.cv_epochs)
+                               final_folds, batch_size, cv_epochs=cfg.search.cv_epochs, backend=cfg.search.backend)
     if cfg.stop.max_seconds is not None:  # the budget counts from the call: probing and data included
         cfg.stop.max_seconds = max(0.001, cfg.stop.max_seconds - (time.perf_counter() - called))
     run_dir, _ = run_experiment(cfg, out, sys.stdout if stream is None else stream, problem=problem)

@@ -1,13 +1,19 @@
 """TensorBoard scalars per generation (``log.tensorboard``): ``RUN_DIR/tensorboard/``.
 
 ``tensorboard --logdir RUN_DIR/tensorboard`` shows them live. TensorFlow is imported
-(configured by :mod:`evonet.tf_utils`) when the run starts, not when evonet is imported.
-A resumed run writes a new event file; TensorBoard drops the points of the first
+(configured by :mod:`evonet.tf_utils`) when the run starts, not when evonet is imported;
+where Keras runs another backend (``search.backend: jax`` or ``torch``), TensorFlow is not
+imported at all: :class:`PlainEventWriter` writes the event file itself (TFRecord framing,
+``Event`` protos with ``simple_value`` scalars, encoded by hand), which TensorBoard reads the
+same way. A resumed run writes a new event file; TensorBoard drops the points of the first
 session past the checkpoint it resumed from (their steps come again).
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import struct
 import time
 from pathlib import Path
 
@@ -33,16 +39,109 @@ TAGS = {
 }
 
 
-class TensorBoardLogger(Hook):
-    """Loop hook writing the logbook record of every generation as scalars."""
+def _crc32c_table() -> list[int]:
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), the checksum of TFRecord files."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def _masked(crc: int) -> int:
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    n &= (1 << 64) - 1  # int64 as protobuf encodes it
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _message(field: int, payload: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def encode_event(wall_time: float, step: int, scalars=(), file_version: str | None = None) -> bytes:
+    """A serialized ``tensorflow.Event``: wall_time (1), step (2), file_version (3) and a
+    ``Summary`` (5) of ``Value`` s with tag (1) and simple_value (2)."""
+    out = b"\x09" + struct.pack("<d", float(wall_time)) + b"\x10" + _varint(int(step))
+    if file_version is not None:
+        out += _message(3, file_version.encode())
+    if scalars:
+        values = b"".join(_message(1, _message(1, tag.encode()) + b"\x15" + struct.pack("<f", float(value)))
+                          for tag, value in scalars)
+        out += _message(5, values)
+    return out
+
+
+class PlainEventWriter:
+    """A TensorBoard event file of scalars, written without TensorFlow (see the module doc)."""
 
     def __init__(self, logdir: str | Path):
+        logdir = Path(logdir)
+        logdir.mkdir(parents=True, exist_ok=True)
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.evonet"
+        self.path = logdir / name
+        self._file = open(self.path, "ab")
+        self._record(encode_event(time.time(), 0, file_version="brain.Event:2"))
+
+    def _record(self, data: bytes) -> None:
+        header = struct.pack("<Q", len(data))
+        self._file.write(header + struct.pack("<I", _masked(crc32c(header))) + data
+                         + struct.pack("<I", _masked(crc32c(data))))
+
+    def scalars(self, step: int, values) -> None:
+        """One event at ``step`` holding every ``(tag, value)`` of ``values``."""
+        if values:
+            self._record(encode_event(time.time(), step, values))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class TensorBoardLogger(Hook):
+    """Loop hook writing the logbook record of every generation as scalars.
+
+    ``writer``: ``"tensorflow"`` (``tf.summary``), ``"plain"`` (:class:`PlainEventWriter`),
+    None: TensorFlow's where Keras runs on TensorFlow (the default), plain on the others."""
+
+    def __init__(self, logdir: str | Path, writer: str | None = None):
         self.logdir = Path(logdir)
+        self.kind = writer
         self.writer = None
         self.tf = None
         self._flushed = 0.0
 
     def _open(self) -> None:
+        kind = self.kind
+        if kind is None:
+            from evonet.keras_backend import requested_backend
+
+            kind = "tensorflow" if requested_backend() == "tensorflow" else "plain"
+        if kind == "plain":
+            self.writer = PlainEventWriter(self.logdir)
+            return
         from evonet.tf_utils import configure_tensorflow
 
         configure_tensorflow()
@@ -60,13 +159,16 @@ class TensorBoardLogger(Hook):
         if self.writer is None:
             self._open()
         step = int(rec["gen"])
-        with self.writer.as_default():
-            for key, tag in TAGS.items():
-                value = rec.get(key)
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self.tf.summary.scalar(tag, float(value), step=step)
-            if "cache_hits" in rec:
-                self.tf.summary.scalar("evaluations/cache_hits", float(rec["cache_hits"]), step=step)
+        values = [(tag, float(rec[key])) for key, tag in TAGS.items()
+                  if isinstance(rec.get(key), (int, float)) and not isinstance(rec.get(key), bool)]
+        if "cache_hits" in rec:
+            values.append(("evaluations/cache_hits", float(rec["cache_hits"])))
+        if self.tf is None:
+            self.writer.scalars(step, values)
+        else:
+            with self.writer.as_default():
+                for tag, value in values:
+                    self.tf.summary.scalar(tag, value, step=step)
         now = time.monotonic()
         if now - self._flushed >= FLUSH_EVERY_S:
             self.writer.flush()

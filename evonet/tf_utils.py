@@ -1,8 +1,9 @@
 """Importing and configuring TensorFlow / Keras on demand.
 
 TensorFlow takes seconds to import, so evonet never imports it at module level: code
-that needs Keras calls :func:`import_keras`, which configures TensorFlow first (with
-:func:`configure_tensorflow`'s defaults) unless the program already did so.
+that needs Keras calls :func:`import_keras`, which configures Keras's backend first (on
+TensorFlow with :func:`configure_tensorflow`'s defaults; JAX and PyTorch get the same
+one-thread discipline, :mod:`evonet.keras_backend`) unless the program already did so.
 
 Configuration happens once per process. TensorFlow fixes its thread pools when its
 runtime starts (at the first op), so the thread counts can only be chosen before that;
@@ -98,10 +99,9 @@ def configure_tensorflow(threads: int | None = 1, *, quiet: bool = True) -> tupl
 
 
 def import_keras() -> ModuleType:
-    """The ``keras`` module, with TensorFlow configured first when it is the backend."""
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if backend == "tensorflow":
-        configure_tensorflow()
-    import keras
+    """The ``keras`` module, its backend configured first (one thread per pool): the backend
+    of a Keras already imported, else ``KERAS_BACKEND``, else TensorFlow
+    (:func:`evonet.keras_backend.configure_backend`)."""
+    from evonet.keras_backend import configure_backend
 
-    return keras
+    return configure_backend()

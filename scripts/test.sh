@@ -13,11 +13,25 @@ trap 'rm -rf "$SCRATCH"' EXIT
 SNAKE_SRC="$(cat "$ROOT"/evonet/envs/snake/*.py "$ROOT"/evonet/nn.py | sha256sum | cut -c1-16)"
 export KERAS_HOME="$SCRATCH/keras" MPLCONFIGDIR="$SCRATCH/mpl" RAY_TMPDIR="$SCRATCH/ray" \
        NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$ROOT/.venv/numba-cache/$SNAKE_SRC}" \
-       SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYTHONDONTWRITEBYTECODE=1
+       SDL_VIDEODRIVER=dummy SDL_AUDIODRIVER=dummy PYTHONDONTWRITEBYTECODE=1 \
+       KERAS_BACKEND=tensorflow   # whatever the caller's environment says; the JAX pass below sets its own
 
 status=0
 python -m pytest -m "not ray" "$@" || status=$?
 [ $status -eq 5 ] && status=0   # no test selected is not a failure of the suite
+
+# The search's training tests (marked `backends`) again on a second Keras backend, JAX on the
+# CPU (docs/search.md, "Keras backends"); XLA's optimizations off: compiling dominates these
+# tiny trainings. About 3 minutes on the 2-core development machine.
+if python -c 'import jax' 2>/dev/null; then
+  jstatus=0
+  KERAS_BACKEND=jax XLA_FLAGS="--xla_backend_optimization_level=0 ${XLA_FLAGS:-}" \
+    python -m pytest -m "backends and not ray" "$@" || jstatus=$?
+  [ $jstatus -eq 5 ] && jstatus=0
+  [ $jstatus -ne 0 ] && status=$jstatus
+else
+  echo "skipping the JAX pass: jax is not installed (pip install -e '.[jax]')" >&2
+fi
 
 if ls tests/ray 2>/dev/null | grep -q '^test_'; then
   mkdir -p "$RAY_TMPDIR"   # short path: Ray's unix sockets live below it

@@ -54,6 +54,7 @@ def live(request):
     accuracy.keep_live_models(old)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("genes", [
     {"dropout": 0.3},                                              # dropout's random state continues
     {"dropout": 0.0, "lr_schedule": "cosine", "batch_norm": True},  # the schedule's absolute epoch

@@ -8,11 +8,14 @@ budget (checked before training), a NaN or infinite loss, an out-of-memory error
 exception gives a failed result (``error`` set, worst fitness) so the search goes on. The
 test split is not touched here (the problem's ``finalize`` uses it once, for the best).
 
-Training goes through :func:`one_thread_batches`: a ``tf.data`` pipeline on one private
-thread, shuffled every epoch from the seed, so each training keeps one core busy and the
-same (genome, seed) gives the same result. :func:`refit_genome` retrains a chosen genome on
-the training and validation splits together for the best epoch count of its search
-training (:func:`train_and_refit` does both steps for a search's final model).
+Training input is shuffled every epoch from the seed and cut on one thread, so each training
+keeps one core busy and the same (genome, seed) gives the same result on a backend: on
+TensorFlow :func:`one_thread_batches` (a ``tf.data`` pipeline on one private thread), on JAX
+and PyTorch :func:`epoch_batches` (a ``keras.utils.PyDataset`` of numpy batches, no
+TensorFlow import). The backend itself runs one thread (:mod:`evonet.keras_backend`).
+:func:`refit_genome` retrains a chosen genome on the training and validation splits together
+for the best epoch count of its search training (:func:`train_and_refit` does both steps for
+a search's final model).
 
 :func:`cross_validate_fold` is one fold of the k-fold cross-validation that picks a search's
 final best among its hall of fame (``search.final_folds``): the training and validation
@@ -81,7 +84,7 @@ def one_thread_batches(keras, x: np.ndarray, y: np.ndarray, batch_size: int, see
     training keeps more than one core busy, and two workers on two cores lose about a third
     of their speed to each other (measured with ``evonet bench ray``). This pipeline has a
     private one-thread pool and no autotuning. With ``seed`` the examples are reshuffled every epoch in an
-    order that depends only on ``seed``. None on other backends (``fit`` gets the arrays).
+    order that depends only on ``seed``. None on other backends (:func:`epoch_batches` there).
     """
     if keras.backend.backend() != "tensorflow":
         return None
@@ -98,21 +101,70 @@ def one_thread_batches(keras, x: np.ndarray, y: np.ndarray, batch_size: int, see
     return ds.batch(int(batch_size)).with_options(options)
 
 
+_EPOCH_BATCHES: dict[int, type] = {}
+
+
+def epoch_batches(keras, x: np.ndarray, y: np.ndarray, batch_size: int, order_of=None):
+    """``(x, y)`` as a ``keras.utils.PyDataset`` of numpy batches (JAX and PyTorch backends).
+
+    Epoch ``e`` visits the examples in the order ``order_of(e)`` (a permutation; None: as
+    given), cut into ``batch_size`` batches in the training thread itself: no worker threads,
+    no ``tf.data``, so a training keeps one core busy and the same ``order_of`` gives the same
+    batches. ``fit`` must get the dataset's :meth:`callback` too: it tells the dataset the
+    (absolute) epoch that starts, which Keras does not (it also opens an epoch of its own to
+    look at the first batch before training)."""
+    cls = _EPOCH_BATCHES.get(id(keras))
+    if cls is None:
+        class EpochBatches(keras.utils.PyDataset):
+            def __init__(self, x, y, batch_size, order_of):
+                super().__init__(workers=1, use_multiprocessing=False)  # no enqueuer thread
+                self.x, self.y, self.batch_size = x, y, int(batch_size)
+                self.order_of, self.epoch, self.order = order_of, 0, None
+
+            def __len__(self):
+                return -(-len(self.x) // self.batch_size)
+
+            def set_epoch(self, epoch: int) -> None:
+                self.epoch, self.order = int(epoch), None
+
+            def callback(self):
+                dataset = self
+
+                class SetEpoch(keras.callbacks.Callback):
+                    def on_epoch_begin(self, epoch, logs=None):
+                        dataset.set_epoch(epoch)
+
+                return SetEpoch()
+
+            def __getitem__(self, i):
+                if self.order is None and self.order_of is not None:
+                    self.order = np.asarray(self.order_of(self.epoch))
+                part = slice(i * self.batch_size, (i + 1) * self.batch_size)
+                if self.order is None:
+                    return self.x[part], self.y[part]
+                idx = self.order[part]
+                return self.x[idx], self.y[idx]
+
+        cls = _EPOCH_BATCHES[id(keras)] = EpochBatches
+    return cls(x, y, batch_size, order_of)
+
+
 def fit_model(genome: dict, model_kind: str, inputs, x, y, validation, budget: TrainBudget, seed: int,
               epochs: int | None = None):
     """Build, check the parameter budget, train. Returns (model, params, history, epochs run).
 
-    The data go through :func:`one_thread_batches` (one core per training, the epoch orders
-    from ``seed``). ``validation``: ``(x_val, y_val)`` for early stopping, or None (no early
-    stopping: every epoch runs). ``epochs`` overrides the genome's epochs (still capped by
-    ``budget.epochs``). Raises :class:`TooManyParameters` before training and
-    :class:`NonFiniteLoss` after.
+    The data go through :func:`one_thread_batches` on TensorFlow, :func:`epoch_batches` on
+    JAX and PyTorch (one core per training, the epoch orders from ``seed``). ``validation``:
+    ``(x_val, y_val)`` for early stopping, or None (no early stopping: every epoch runs).
+    ``epochs`` overrides the genome's epochs (still capped by ``budget.epochs``). Raises
+    :class:`TooManyParameters` before training and :class:`NonFiniteLoss` after.
     """
+    from evonet.keras_backend import seed_keras
     from evonet.problems.nas.models import build_model, epochs_of, gene, learning_rate_at
     from evonet.tf_utils import import_keras
 
     keras = import_keras()
-    keras.utils.set_random_seed(int(seed) % (2**31))
+    seed_keras(keras, int(seed) % (2**31))
     user = not isinstance(model_kind, str)  # a user's build function (evonet.hp.UserModel)
     model = model_kind.build(genome) if user else build_model(genome, model_kind, inputs)
     params = int(model.count_params())
@@ -130,9 +182,11 @@ def fit_model(genome: dict, model_kind: str, inputs, x, y, validation, budget: T
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda e, lr: learning_rate_at(genome, e, total)))
     batch = int(model_kind.batch_size) if user else int(gene(genome, "batch_size"))
     train = one_thread_batches(keras, x, y, batch, seed=int(seed) + 1)
-    if train is None:
-        hist = model.fit(x, y, validation_data=validation, epochs=epochs, batch_size=batch, callbacks=callbacks,
-                         verbose=0, shuffle=True)
+    if train is None:  # JAX, PyTorch: numpy batches, every epoch's order from the seed
+        n = len(x)
+        train = epoch_batches(keras, x, y, batch, lambda e: epoch_order(int(seed) + 1, e, n))
+        hist = model.fit(train, validation_data=validation, validation_batch_size=512, epochs=epochs,
+                         callbacks=[train.callback(), *callbacks], verbose=0, shuffle=False)
     else:
         val = None if validation is None else one_thread_batches(keras, validation[0], validation[1], 512)
         hist = model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=0, shuffle=False)
@@ -385,14 +439,44 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng(np.random.SeedSequence([int(seed), 7_919, int(epoch)])).permutation(n)
 
 
-def pack_state(model, epoch: int, history: dict) -> bytes:
+def _torch_rng_callback(keras, state: np.ndarray | None):
+    """On the PyTorch backend, a callback that carries PyTorch's global random state across
+    rungs (None on the other backends): Keras's dropout draws its masks from it there (an
+    unseeded ``Dropout`` takes PyTorch's fast path) and each epoch's data loader draws a seed
+    from it, where the other backends keep all of a training's random state in the model.
+    ``state`` (a continued training's) is put back as its first epoch begins; ``.state`` is
+    the state at the end of the last epoch: the state the next epoch would begin with."""
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+
+    class TorchRandomState(keras.callbacks.Callback):
+        def __init__(self, state):
+            super().__init__()
+            self.state, self.pending = state, state is not None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.pending:
+                torch.set_rng_state(torch.from_numpy(np.asarray(self.state, dtype=np.uint8).copy()))
+                self.pending = False
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.state = torch.get_rng_state().numpy().copy()
+
+    return TorchRandomState(state)
+
+
+def pack_state(model, epoch: int, history: dict, torch_rng: np.ndarray | None = None) -> bytes:
     """A training state as portable bytes: an ``.npz`` (no pickles) of the format tag, the
     epoch reached, the per-epoch history and every variable of the model (weights, batch-norm
     statistics, random-generator states of dropout and augmentation) and of its optimizer
-    (iteration counter, learning rate, moments)."""
+    (iteration counter, learning rate, moments); on the PyTorch backend also ``torch_rng``,
+    PyTorch's global random state (:func:`_torch_rng_callback`)."""
     import io
 
     arrays = {"format": np.array(STATE_FORMAT), "epoch": np.array(int(epoch), dtype=np.int64)}
+    if torch_rng is not None:
+        arrays["torch_rng"] = np.asarray(torch_rng, dtype=np.uint8)
     for key in ("val_accuracy", "val_loss", "loss", "accuracy"):
         arrays[f"history_{key}"] = np.asarray(history.get(key, []), dtype=np.float64)
     model_vars = [np.asarray(v.numpy()) for v in model.variables]
@@ -415,6 +499,11 @@ def pack_state(model, epoch: int, history: dict) -> bytes:
 
 def unpack_state(state: bytes) -> tuple[int, dict, list, list]:
     """``(epoch, history, model variables, optimizer variables)`` of :func:`pack_state`'s bytes."""
+    return _unpack(state)[:4]
+
+
+def _unpack(state: bytes) -> tuple[int, dict, list, list, np.ndarray | None]:
+    """:func:`unpack_state` and the PyTorch random state (None: none saved)."""
     import io
     import zipfile
 
@@ -427,11 +516,12 @@ def unpack_state(state: bytes) -> tuple[int, dict, list, list]:
                                                                             "accuracy")}
             model_vars = [z[f"m{i}"] for i in range(int(z["n_model"]))]
             opt_vars = [z[f"o{i}"] for i in range(int(z["n_optimizer"]))]
+            rng = z["torch_rng"] if "torch_rng" in z.files else None
     except BadState:
         raise
     except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile, TypeError):
         raise BadState("state: not an evonet training state (unreadable bytes)") from None
-    return epoch, history, model_vars, opt_vars
+    return epoch, history, model_vars, opt_vars, rng
 
 
 def _assign(variables, arrays: list, what: str) -> None:
@@ -506,6 +596,7 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
     """
     start = time.perf_counter()
     try:
+        from evonet.keras_backend import seed_keras
         from evonet.problems.nas.models import build_model, gene, learning_rate_at
         from evonet.tf_utils import import_keras
 
@@ -516,7 +607,7 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
             live = _LIVE.pop(_live_key(genome, seed, state, model_kind), None)
         if live is None:
             keras.backend.clear_session()
-        keras.utils.set_random_seed(int(seed) % (2**31))
+        seed_keras(keras, int(seed) % (2**31))
         if live is not None:
             model = live
         else:
@@ -528,48 +619,50 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
         target = max(1, min(int(to_epoch), total))
         history: dict = {"val_accuracy": [], "val_loss": [], "loss": [], "accuracy": []}
         from_epoch = 0
+        rng = None
         if state is not None:
             try:
-                from_epoch, history, model_vars, opt_vars = unpack_state(state)
+                from_epoch, history, model_vars, opt_vars, rng = _unpack(state)
                 if live is None:
                     _restore(model, model_vars, opt_vars)
             except BadState as exc:
                 return failed(str(exc), time.perf_counter() - start), None
+        torch_rng = _torch_rng_callback(keras, rng)
         schedule = not user and gene(genome, "lr_schedule") != "constant"
         batch = int(model_kind.batch_size) if user else int(gene(genome, "batch_size"))
         x, y, n = data.x_train, data.y_train, len(data.y_train)
         if target > from_epoch:
             # one fit call for the epochs of this rung: every epoch's batches from epoch_order,
-            # the schedule's learning rate from the absolute epoch; XLA off (a rung is short: its
-            # compile time would outweigh the training)
-            model.jit_compile = False
-            callbacks = [_stop_on_nan(keras)]
+            # the schedule's learning rate from the absolute epoch; on TensorFlow XLA off (a rung
+            # is short: its compile time would outweigh the training; JAX always compiles, and
+            # eager JAX would be far slower)
+            tf_backend = keras.backend.backend() == "tensorflow"
+            if tf_backend:
+                model.jit_compile = False
+            callbacks = [_stop_on_nan(keras)] + ([] if torch_rng is None else [torch_rng])
             if schedule:
                 callbacks.append(keras.callbacks.LearningRateScheduler(
                     lambda e, lr: float(learning_rate_at(genome, e, total))))
             orders = [epoch_order(seed, e, n) for e in range(from_epoch, target)]
             steps = -(-n // batch)
-            val = one_thread_batches(keras, data.x_val, data.y_val, 512)
-            validation = val if val is not None else (data.x_val, data.y_val)
-            train = None
-            for order in orders:
-                part = one_thread_batches(keras, x[order], y[order], batch)
-                if part is None:
-                    break
-                train = part if train is None else train.concatenate(part)
-            if train is None:  # another backend: numpy arrays, one fit per epoch
-                for e, order in zip(range(from_epoch, target), orders):
-                    hist = model.fit(x[order], y[order], batch_size=batch, epochs=e + 1, initial_epoch=e, shuffle=False,
-                                     verbose=0, validation_data=validation, callbacks=callbacks)
-                    for key in history:
-                        history[key].append(float(hist.history.get(key, [float("nan")])[-1]))
-            else:
+            if tf_backend:
+                validation = one_thread_batches(keras, data.x_val, data.y_val, 512)
+                train = None
+                for order in orders:
+                    part = one_thread_batches(keras, x[order], y[order], batch)
+                    train = part if train is None else train.concatenate(part)
                 hist = model.fit(train, epochs=target, initial_epoch=from_epoch, steps_per_epoch=steps, shuffle=False,
                                  verbose=0, validation_data=validation, callbacks=callbacks)
-                for key in history:
-                    vals = hist.history.get(key, [])
-                    history[key].extend(float(v) for v in vals)
-                    history[key].extend([float("nan")] * (target - from_epoch - len(vals)))
+            else:  # JAX, PyTorch: the same epoch orders, numpy batches
+                train = epoch_batches(keras, x, y, batch, lambda e: orders[e - from_epoch])
+                train.set_epoch(from_epoch)
+                hist = model.fit(train, epochs=target, initial_epoch=from_epoch, shuffle=False, verbose=0,
+                                 validation_data=(data.x_val, data.y_val), validation_batch_size=512,
+                                 callbacks=[train.callback(), *callbacks])
+            for key in history:
+                vals = hist.history.get(key, [])
+                history[key].extend(float(v) for v in vals)
+                history[key].extend([float("nan")] * (target - from_epoch - len(vals)))
             bad = [i for i, v in enumerate(history["loss"]) if not math.isfinite(v)]
             if bad:
                 return failed(f"non-finite loss at epoch {bad[0] + 1}", time.perf_counter() - start,
@@ -584,7 +677,7 @@ def train_genome_rung(genome: dict, model_kind, data, budget: TrainBudget, seed:
                      "epochs_trained": float(len(acc) - from_epoch), "best_epoch": float(best + 1),
                      "val_loss": float(history["val_loss"][best]), "train_accuracy": float(history["accuracy"][-1])},
             seconds=time.perf_counter() - start)
-        packed = pack_state(model, len(acc), history)
+        packed = pack_state(model, len(acc), history, None if torch_rng is None else torch_rng.state)
         if LIVE_MODELS > 0 and len(acc) < total:  # a model at the end of its schedule goes no further
             _LIVE[_live_key(genome, seed, packed, model_kind)] = model
             _evict()

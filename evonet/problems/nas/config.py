@@ -55,10 +55,19 @@ class SearchConfig:
     include_defaults: bool = _f(
         False, "the search space's default point is one genome of the first generation (the others are random)"
     )
+    backend: Optional[Literal["tensorflow", "jax", "torch"]] = _f(
+        None,
+        "Keras backend of every training (workers included): tensorflow | jax | torch (extras .[jax], .[torch]); "
+        "null: the KERAS_BACKEND environment variable, else tensorflow. Results are reproducible per backend",
+    )
 
 
 def _check_search(cfg) -> None:
-    """The search space loads (one-line errors name the file and gene), the data path exists."""
+    """The Keras backend is known and installed, the search space loads (one-line errors name
+    the file and gene), the data path exists."""
+    from evonet.keras_backend import check_backend
+
+    check_backend(cfg.search.backend, "search.backend")
     if _multi(cfg) and (cfg.ga.selection["name"] != "nsga2" or cfg.ga.algorithm not in ("mu_plus_lambda", "auto")):
         raise ConfigError("search.objectives: accuracy+params needs ga.selection.name: nsga2 and "
                           "ga.algorithm: mu_plus_lambda")

@@ -79,6 +79,10 @@ class TrainTask:
     #: (bytes of a rung's saved training; None: from the first epoch); None: the full schedule
     to_epoch: int | None = None
     state: bytes | None = field(default=None, repr=False)
+    #: the Keras backend to train on (``search.backend``, resolved in the driver): a worker puts it
+    #: in force before its first Keras import (:func:`evonet.keras_backend.use_backend`); None:
+    #: the worker's own ``KERAS_BACKEND``
+    backend: str | None = None
 
 
 def budget_key(h: str, budget: float) -> str:
@@ -114,7 +118,14 @@ def snake_game_seeds(snake: SnakeFitness) -> np.ndarray:
 
 
 def evaluate_train_task(task: TrainTask) -> list[EvalResult]:
-    """Train and score every genome of the task. Pure (given the data), never raises."""
+    """Train and score every genome of the task. Pure (given the data); raises only
+    :class:`~evonet.keras_backend.BackendMismatch` (this process's Keras runs another backend
+    than the task's), a failed training is a failed result."""
+    backend = getattr(task, "backend", None)  # a task pickled before the field existed: None
+    if backend is not None:
+        from evonet.keras_backend import use_backend
+
+        use_backend(backend)
     out = []
     if task.snake is not None:
         from evonet.problems.snake.train import cached_heuristic_dataset, train_and_play
@@ -175,11 +186,17 @@ class HyperparamProblem(Problem):
     """Keras architectures and hyperparameters from a search space; see the module doc."""
 
     low, up = 0.0, 1.0
+    #: the Keras backend the trainings run on (a problem pickled before this field: None, the
+    #: workers' own ``KERAS_BACKEND``)
+    backend: str | None = None
 
     def __init__(self, space: SearchSpace, data: DataRef | None, budget: TrainBudget, run_seed: int = 0,
                  objectives: str = "accuracy", snake: SnakeFitness | None = None, eval_games: int = 1000,
                  baseline: dict | None = None, dataset=None, final_folds: int = 0,
-                 include_defaults: bool = False, cv_epochs: str = "full"):
+                 include_defaults: bool = False, cv_epochs: str = "full", backend: str | None = None):
+        from evonet.keras_backend import check_backend, use_backend
+
+        self.backend = use_backend(check_backend(backend, "search.backend"))  # before any Keras import
         self.space = space
         self.n_genes = space.n_genes
         self.data = data
@@ -229,11 +246,15 @@ class HyperparamProblem(Problem):
             snake = SnakeFitness(cfg.snake.rules, cfg.snake.board, cfg.snake.observation, cfg.snake.games,
                                  s.snake_data_games, cfg.seed)
             return cls(space, None, budget, cfg.seed, s.objectives, snake, cfg.eval_games, baseline,
-                       include_defaults=s.include_defaults)
+                       include_defaults=s.include_defaults, backend=s.backend)
+        from evonet.keras_backend import check_backend, use_backend
+
+        use_backend(check_backend(s.backend, "search.backend"))  # before load_dataset's Keras import
         ref = DataRef(s.dataset, s.data_path, s.validation)
         dataset = load_dataset(ref)  # bad files fail here, before any training
         return cls(space, ref, budget, cfg.seed, s.objectives, None, cfg.eval_games, baseline, dataset,
-                   final_folds=s.final_folds, include_defaults=s.include_defaults, cv_epochs=s.cv_epochs)
+                   final_folds=s.final_folds, include_defaults=s.include_defaults, cv_epochs=s.cv_epochs,
+                   backend=s.backend)
 
     @property
     def model_kind(self):
@@ -255,9 +276,18 @@ class HyperparamProblem(Problem):
             "first_seen": [[h, int(g)] for h, g in self.first_seen.items()],
             "trainings": int(self.trainings), "cv_trainings": int(self.cv_trainings),
             "cache_hits": int(self.cache_hits), "generation": int(self._generation),
+            "backend": self.backend,
         }
 
     def set_state(self, state: dict) -> None:
+        """Restore :meth:`get_state`; a run resumed on another Keras backend than it trained on
+        is a one-line ConfigError (its cached results would mix two backends' figures)."""
+        saved = state.get("backend")
+        if saved is not None and saved != self.backend:
+            from evonet.core.errors import ConfigError
+
+            raise ConfigError(f"search.backend: this run trained on the {saved} backend, the resume would train on "
+                              f"{self.backend}; resume it with KERAS_BACKEND={saved}")
         self.cache = {str(h): _result_from_dict(r) for h, r in state["cache"]}
         self.cv = {str(h): _result_from_dict(r) for h, r in state["cv"]}
         self.genomes_by_hash = {str(h): {str(k): v for k, v in pairs} for h, pairs in state["genomes_by_hash"]}
@@ -373,7 +403,7 @@ class HyperparamProblem(Problem):
         h = self.space.genome_hash(canon)
         data = self.data if self.shared is None else self.shared
         return TrainTask(self.model_kind, (canon,), (self.seed_of(h),), data, self.budget, None, self.multi,
-                         to_epoch=int(round(budget)), state=state)
+                         to_epoch=int(round(budget)), state=state, backend=self.backend)
 
     def _merge_folds(self, plan: Plan, results: list[EvalResult]) -> list[EvalResult]:
         """Pool each genome's ``plan.folds`` fold results (in task order) into one."""
@@ -457,13 +487,14 @@ class HyperparamProblem(Problem):
             for c in canon:
                 h = self.space.genome_hash(c)
                 tasks += [TrainTask(self.model_kind, (c,), (self.fold_seed(h, f),), data, self.budget,
-                                    fold=(k, f, split, self.cv_epochs == "best")) for f in range(k)]
+                                    fold=(k, f, split, self.cv_epochs == "best"), backend=self.backend)
+                          for f in range(k)]
             return tasks
         self._generation = int(generation)
         seeds = [self.seed_of(self.space.genome_hash(c)) for c in canon]
         chunk = max(1, int(chunk))
         return [TrainTask(self.model_kind, tuple(canon[i:i + chunk]), tuple(seeds[i:i + chunk]),
-                          data, self.budget, self.snake, self.multi)
+                          data, self.budget, self.snake, self.multi, backend=self.backend)
                 for i in range(0, len(canon), chunk)]
 
     @property
@@ -479,7 +510,7 @@ class HyperparamProblem(Problem):
     def describe(self) -> dict:
         out = {"genome": "hyperparameters", "space": self.space.to_dict(), "n_genes": self.n_genes,
                "objectives": self.objectives, "budget": dataclasses.asdict(self.budget),
-               "fitness": "snake" if self.snake else "accuracy"}
+               "fitness": "snake" if self.snake else "accuracy", "backend": self.backend}
         if self.snake:
             out["snake"] = dataclasses.asdict(self.snake)
         if self.dataset is not None:
@@ -497,7 +528,7 @@ class HyperparamProblem(Problem):
         obj = ", NSGA-II on (accuracy, parameters)" if self.multi else ""
         return (f"hyperparameter genome of {self.n_genes} genes (space {self.space.name}, {self.space.model}), "
                 f"{what}{obj}, at most {self.budget.epochs} epochs, patience {self.budget.patience}, "
-                f"max {self.budget.max_params} parameters")
+                f"max {self.budget.max_params} parameters, Keras backend {self.backend}")
 
     def record_metrics(self, results, seconds: float) -> dict:
         """Cache hits of the generation; with snake fitness also its best game and env steps."""
@@ -597,7 +628,7 @@ class HyperparamProblem(Problem):
         except Exception as exc:  # noqa: BLE001 - a plot never fails a run
             stream.write(f"(no Pareto plot: {type(exc).__name__}: {exc})\n")
         summary: dict[str, Any] = {
-            "space": self.space.name, "genome": canon, "hash": h,
+            "space": self.space.name, "genome": canon, "hash": h, "backend": self.backend,
             "trainings": self.trainings,
             "cache_hits": int(sum(r.get("cache_hits", 0) for r in result.logbook)),
             "evaluations": int(sum(r.get("evals", 0) for r in result.logbook)),
@@ -617,6 +648,7 @@ class HyperparamProblem(Problem):
         """The search's final model: the best genome refit on training + validation data (for
         the best epoch of its search training, or, when cross-validation chose it, for the
         full schedule that the folds measured), then scored once on the test split."""
+        from evonet.keras_backend import save_model
         from evonet.problems.nas.accuracy import accuracy, train_and_refit
 
         d = self.dataset
@@ -633,7 +665,7 @@ class HyperparamProblem(Problem):
             return {"error": refit.error}
         path = store.file("best/model.keras")
         path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(path)
+        save_model(model, path)  # loads and predicts under every Keras backend
         self.final_model = model
         # the only use of the test split (none for a user's arrays: they keep their own)
         test_acc = accuracy(model, d.x_test, d.y_test) if len(d.y_test) else None
@@ -676,6 +708,7 @@ class HyperparamProblem(Problem):
 
     def _finalize_snake(self, store, canon, h, stream) -> dict:
         from evonet.core import seeding
+        from evonet.keras_backend import save_model
         from evonet.problems.snake.train import cached_heuristic_dataset, to_mlp, train_and_play
         from evonet.problems.snake.problem import make_snake_rules
         from evonet.problems.snake.agent import save_agent
@@ -701,7 +734,7 @@ class HyperparamProblem(Problem):
             folder = "best" if label == "best" else f"best/{label}"
             path = store.file(f"{folder}/model.keras")
             path.parent.mkdir(parents=True, exist_ok=True)
-            model.save(path)
+            save_model(model, path)
             save_agent(store.file(folder), spec, flat, s.observation, rules_meta,
                        extra={"genome": genome, "run_seed": self.run_seed})
             search = self.cache.get(gh)
