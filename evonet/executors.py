@@ -1176,13 +1176,17 @@ class _EvalWorker:
     It lives as long as the executor, so modules an evaluation imports (TensorFlow) are
     imported once per worker, and shared data is fetched once per worker. TensorFlow uses
     one thread per worker (:func:`evonet.tf_utils.import_keras`'s default) and, on a GPU,
-    allocates memory as it needs it (``TF_FORCE_GPU_ALLOW_GROWTH``).
+    allocates memory as it needs it (``TF_FORCE_GPU_ALLOW_GROWTH``; JAX:
+    ``XLA_PYTHON_CLIENT_PREALLOCATE=false``; PyTorch: expandable segments), as the process
+    pool's workers do.
     """
 
     def __init__(self, gpus: float):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         if gpus > 0:
             os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+            os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+            os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
         self.calls = 0
 
     def info(self) -> dict:
