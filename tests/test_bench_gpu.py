@@ -27,6 +27,7 @@ def test_gpu_check_script_quick_runs_every_part_on_cpus(tmp_path):
     pytest.importorskip("jax")
     # XLA's optimizations off: compiling dominates these one-epoch trainings (as in the JAX pass)
     env = _env(tmp_path, XLA_FLAGS="--xla_backend_optimization_level=0")
+    env.pop("KERAS_BACKEND", None)  # the script's own default: JAX
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--quick"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
