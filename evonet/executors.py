@@ -594,7 +594,75 @@ def _stop_slot(slot: _Slot) -> int | None:
     return proc.exitcode
 
 
-class ProcessExecutor(Executor):
+class _TicketExecutor(Executor):
+    """The bookkeeping :class:`ProcessExecutor` and :class:`RayExecutor` share: tickets,
+    ``map`` on ``submit`` / ``wait``, tasks finished for another caller. A subclass keeps
+    ``_closed``, ``_next_ticket``, ``_jobs``, ``_attempts``, ``_queue``, ``_done`` and
+    ``_done_elsewhere`` and implements ``_pump`` (queued tasks to idle workers), ``_step``
+    (wait for worker events, filling ``_done``) and ``idle``."""
+
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Any],
+        on_error: Callable[[Any, str], Any] | None = None,
+        on_result: Callable[[Any], None] | None = None,
+    ) -> list[Any]:
+        """``[fn(t) for t in tasks]`` on the workers, in task order.
+
+        A task whose worker dies is run again (up to ``max_retries`` times); a task that
+        raises, runs out of retries or passes ``eval_timeout_s`` gives
+        ``on_error(task, message)``, or raises :class:`EvaluationFailed` without ``on_error``.
+        ``on_result(result)`` is called as each task finishes, in completion order.
+        """
+        tickets = [self.submit(fn, t, on_error) for t in tasks]
+        index = {t: i for i, t in enumerate(tickets)}
+        results: list[Any] = [None] * len(tickets)
+        left = len(tickets)
+        while left:
+            for ticket, value in self._wait_raw():
+                i = index.get(ticket)
+                if i is None:  # a task submitted outside this map: not ours to hand out
+                    self._done_elsewhere.append((ticket, value))
+                    continue
+                results[i] = value
+                left -= 1
+                if on_result is not None:
+                    on_result(value)
+        return results
+
+    # ------------------------------------------------------------------ streaming
+
+    def submit(self, fn: Callable[[Any], Any], task: Any, on_error: Callable[[Any, str], Any] | None = None) -> int:
+        """Queue ``fn(task)``; it starts on the next idle worker. Returns its ticket."""
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        self._jobs[ticket] = (fn, task, on_error)
+        self._attempts[ticket] = 0
+        self._queue.append(ticket)
+        self._pump()
+        return ticket
+
+    def wait(self) -> list[tuple[int, Any]]:
+        """Block until a task finishes (or fails for good): ``[(ticket, result), ...]``."""
+        if self._done_elsewhere:
+            out, self._done_elsewhere = self._done_elsewhere, []
+            return out
+        return self._wait_raw()
+
+    def _wait_raw(self) -> list[tuple[int, Any]]:
+        if not self._jobs and not self._done:
+            raise RuntimeError(f"{type(self).__name__}.wait: no task submitted")
+        while not self._done:
+            self._step()
+            self._pump()
+        out, self._done = self._done, []
+        return out
+
+
+class ProcessExecutor(_TicketExecutor):
     """Evaluate tasks on ``workers`` warm worker processes of this machine (no Ray).
 
     The workers are started with the ``spawn`` method (a fresh interpreter: no state
@@ -759,68 +827,8 @@ class ProcessExecutor(Executor):
         _PROCESS_SHARED[key] = value  # copies of the handle resolve in the driver too (until close)
         return ProcessSharedValue(key, value)
 
-    def map(
-        self,
-        fn: Callable[[Any], Any],
-        tasks: Iterable[Any],
-        on_error: Callable[[Any, str], Any] | None = None,
-        on_result: Callable[[Any], None] | None = None,
-    ) -> list[Any]:
-        """``[fn(t) for t in tasks]`` on the workers, in task order.
-
-        A task whose worker dies is run again (up to ``max_retries`` times); a task that
-        raises, runs out of retries or passes ``eval_timeout_s`` gives
-        ``on_error(task, message)``, or raises :class:`EvaluationFailed` without ``on_error``.
-        ``on_result(result)`` is called as each task finishes, in completion order.
-        """
-        tickets = [self.submit(fn, t, on_error) for t in tasks]
-        index = {t: i for i, t in enumerate(tickets)}
-        results: list[Any] = [None] * len(tickets)
-        left = len(tickets)
-        while left:
-            for ticket, value in self._wait_raw():
-                i = index.get(ticket)
-                if i is None:  # a task submitted outside this map: not ours to hand out
-                    self._done_elsewhere.append((ticket, value))
-                    continue
-                results[i] = value
-                left -= 1
-                if on_result is not None:
-                    on_result(value)
-        return results
-
-    # ------------------------------------------------------------------ streaming
-
-    def submit(self, fn: Callable[[Any], Any], task: Any, on_error: Callable[[Any, str], Any] | None = None) -> int:
-        """Queue ``fn(task)``; it starts on the next idle worker. Returns its ticket."""
-        if self._closed:
-            raise RuntimeError("ProcessExecutor is closed")
-        ticket = self._next_ticket
-        self._next_ticket += 1
-        self._jobs[ticket] = (fn, task, on_error)
-        self._attempts[ticket] = 0
-        self._queue.append(ticket)
-        self._pump()
-        return ticket
-
     def idle(self) -> int:
         return max(0, sum(s.state == "idle" for s in self._slots) - len(self._queue))
-
-    def wait(self) -> list[tuple[int, Any]]:
-        """Block until a task finishes (or fails for good): ``[(ticket, result), ...]``."""
-        if self._done_elsewhere:
-            out, self._done_elsewhere = self._done_elsewhere, []
-            return out
-        return self._wait_raw()
-
-    def _wait_raw(self) -> list[tuple[int, Any]]:
-        if not self._jobs and not self._done:
-            raise RuntimeError("ProcessExecutor.wait: no task submitted")
-        while not self._done:
-            self._step()
-            self._pump()
-        out, self._done = self._done, []
-        return out
 
     def _pump(self) -> None:
         """Queued tasks to idle workers, the lowest slot first (round-robin over the GPUs)."""
@@ -1232,7 +1240,7 @@ def _node_capacity(resources: dict, cpus: float, gpus: float) -> int:
     return cap
 
 
-class RayExecutor(Executor):
+class RayExecutor(_TicketExecutor):
     """Evaluate tasks on ``workers`` warm Ray workers, results in task order.
 
     Args:
@@ -1377,68 +1385,8 @@ class RayExecutor(Executor):
         self._shared.append(ref)  # keeps the object alive as long as the executor
         return RaySharedValue(ref)
 
-    def map(
-        self,
-        fn: Callable[[Any], Any],
-        tasks: Iterable[Any],
-        on_error: Callable[[Any, str], Any] | None = None,
-        on_result: Callable[[Any], None] | None = None,
-    ) -> list[Any]:
-        """``[fn(t) for t in tasks]`` on the workers, in task order.
-
-        A task whose worker dies is run again (up to ``max_retries`` times); a task that
-        raises, runs out of retries or passes ``eval_timeout_s`` gives
-        ``on_error(task, message)``, or raises :class:`EvaluationFailed` without ``on_error``.
-        ``on_result(result)`` is called as each task finishes, in completion order.
-        """
-        tickets = [self.submit(fn, t, on_error) for t in tasks]
-        index = {t: i for i, t in enumerate(tickets)}
-        results: list[Any] = [None] * len(tickets)
-        left = len(tickets)
-        while left:
-            for ticket, value in self._wait_raw():
-                i = index.get(ticket)
-                if i is None:  # a task submitted outside this map: not ours to hand out
-                    self._done_elsewhere.append((ticket, value))
-                    continue
-                results[i] = value
-                left -= 1
-                if on_result is not None:
-                    on_result(value)
-        return results
-
-    # ------------------------------------------------------------------ streaming
-
-    def submit(self, fn: Callable[[Any], Any], task: Any, on_error: Callable[[Any, str], Any] | None = None) -> int:
-        """Queue ``fn(task)``; it starts on the next idle worker. Returns its ticket."""
-        if self._closed:
-            raise RuntimeError("RayExecutor is closed")
-        ticket = self._next_ticket
-        self._next_ticket += 1
-        self._jobs[ticket] = (fn, task, on_error)
-        self._attempts[ticket] = 0
-        self._queue.append(ticket)
-        self._pump()
-        return ticket
-
     def idle(self) -> int:
         return max(0, len(self._idle) - len(self._queue))
-
-    def wait(self) -> list[tuple[int, Any]]:
-        """Block until a task finishes (or fails for good): ``[(ticket, result), ...]``."""
-        if self._done_elsewhere:
-            out, self._done_elsewhere = self._done_elsewhere, []
-            return out
-        return self._wait_raw()
-
-    def _wait_raw(self) -> list[tuple[int, Any]]:
-        if not self._jobs and not self._done:
-            raise RuntimeError("RayExecutor.wait: no task submitted")
-        while not self._done:
-            self._step()
-            self._pump()
-        out, self._done = self._done, []
-        return out
 
     def _pump(self) -> None:
         while self._queue and self._idle:
