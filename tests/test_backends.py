@@ -318,6 +318,7 @@ def test_search_backend_torch_from_the_config(tmp_path):
 # ----------------------------------------------------------------------------- bad input
 
 
+@needs_jax
 def test_bad_backends_exit_2_with_one_line_before_any_work(tmp_path, capsys, monkeypatch):
     from evonet import keras_backend
     from evonet.cli import main
@@ -347,9 +348,9 @@ def test_bad_backends_exit_2_with_one_line_before_any_work(tmp_path, capsys, mon
     monkeypatch.delenv("KERAS_BACKEND")
     # Keras already imported with one backend, another asked for: no silent switch
     monkeypatch.setattr(keras_backend, "loaded_backend", lambda: "tensorflow")
-    err = run("search.backend=torch")
-    assert ("search.backend: torch, but Keras is already imported with the tensorflow backend in this process; "
-            "set KERAS_BACKEND=torch before importing keras") in err
+    err = run("search.backend=jax")  # jax: the test extra installs it, torch is optional
+    assert ("search.backend: jax, but Keras is already imported with the tensorflow backend in this process; "
+            "set KERAS_BACKEND=jax before importing keras") in err
 
 
 def test_backend_precedence_and_one_thread_flags(monkeypatch):
@@ -414,13 +415,14 @@ def test_a_run_resumes_only_on_the_backend_it_trained_on():
                                f"{problem.backend}; resume it with KERAS_BACKEND={other}")
 
 
+@needs_jax
 def test_the_python_api_refuses_a_backend_its_keras_does_not_run(tmp_path):
     import evonet
     from evonet.core.errors import ConfigError
     from evonet.tf_utils import import_keras
 
     keras = import_keras()
-    other = "torch" if keras.backend.backend() != "torch" else "jax"
+    other = "jax" if keras.backend.backend() != "jax" else "tensorflow"  # both installed by the test extra
 
     def build(hp):
         raise AssertionError("never built: the backend is checked first")
