@@ -1,11 +1,9 @@
 """TensorBoard scalars per generation (``log.tensorboard``): ``RUN_DIR/tensorboard/``.
 
-``tensorboard --logdir RUN_DIR/tensorboard`` shows them live. TensorFlow is imported
-(configured by :mod:`evonet.tf_utils`) when the run starts, not when evonet is imported;
-where Keras runs another backend (``search.backend: jax`` or ``torch``), TensorFlow is not
-imported at all: :class:`PlainEventWriter` writes the event file itself (TFRecord framing,
-``Event`` protos with ``simple_value`` scalars, encoded by hand), which TensorBoard reads the
-same way. A resumed run writes a new event file; TensorBoard drops the points of the first
+``tensorboard --logdir RUN_DIR/tensorboard`` shows them live. The event file is written by
+:class:`PlainEventWriter` (TFRecord framing, ``Event`` protos with ``simple_value`` scalars,
+encoded by hand), which TensorBoard reads as it reads ``tf.summary``'s: no run imports
+TensorFlow to log (a snake run never imports it at all, a search on JAX or PyTorch neither). A resumed run writes a new event file; TensorBoard drops the points of the first
 session past the checkpoint it resumed from (their steps come again).
 """
 
@@ -123,10 +121,10 @@ class PlainEventWriter:
 class TensorBoardLogger(Hook):
     """Loop hook writing the logbook record of every generation as scalars.
 
-    ``writer``: ``"tensorflow"`` (``tf.summary``), ``"plain"`` (:class:`PlainEventWriter`),
-    None: TensorFlow's where Keras runs on TensorFlow (the default), plain on the others."""
+    ``writer``: ``"plain"`` (:class:`PlainEventWriter`, the default) or ``"tensorflow"``
+    (``tf.summary``)."""
 
-    def __init__(self, logdir: str | Path, writer: str | None = None):
+    def __init__(self, logdir: str | Path, writer: str = "plain"):
         self.logdir = Path(logdir)
         self.kind = writer
         self.writer = None
@@ -134,12 +132,7 @@ class TensorBoardLogger(Hook):
         self._flushed = 0.0
 
     def _open(self) -> None:
-        kind = self.kind
-        if kind is None:
-            from evonet.keras_backend import requested_backend
-
-            kind = "tensorflow" if requested_backend() == "tensorflow" else "plain"
-        if kind == "plain":
+        if self.kind == "plain":
             self.writer = PlainEventWriter(self.logdir)
             return
         from evonet.tf_utils import configure_tensorflow

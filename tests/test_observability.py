@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +18,8 @@ from evonet.loop import evaluate, run_evolution
 from evonet.problems import make_problem
 from evonet.progress import ProgressBar, choose_mode, format_duration
 from evonet.strategy import GeneticAlgorithm
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = ["ga.algorithm=mu_plus_lambda", "ga.population=8", "snake.games=2", "ga.final_games=4", "ga.hall_of_fame=3", "eval_games=0"]
@@ -113,22 +118,47 @@ def test_bar_on_a_terminal_and_lines_in_the_log(tmp_path):
 # ----------------------------------------------------------------------------- TensorBoard
 
 
-def test_tensorboard_scalars_per_generation(tmp_path):
+@pytest.mark.parametrize("writer", ["plain", "tensorflow"])
+def test_tensorboard_scalars_per_generation(tmp_path, writer):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from evonet.tblog import TensorBoardLogger
 
     _, problem, ga = make()
-    result = run_evolution(ga, problem, LocalExecutor(), 3, 0, 4, hooks=[TensorBoardLogger(tmp_path / "tb")])
+    result = run_evolution(ga, problem, LocalExecutor(), 3, 0, 4,
+                           hooks=[TensorBoardLogger(tmp_path / "tb", writer=writer)])
     acc = EventAccumulator(str(tmp_path / "tb"))
     acc.Reload()
     tags = set(acc.Tags()["tensors"]) | set(acc.Tags()["scalars"])
     assert {"fitness/best", "fitness/mean", "fitness/std", "population/diversity",
             "speed/evaluations_per_s"} <= tags
-    import tensorflow as tf
+    if writer == "plain":  # simple_value scalars
+        best = {e.step: e.value for e in acc.Scalars("fitness/best")}
+    else:  # tf.summary writes tensors
+        import tensorflow as tf
 
-    best = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("fitness/best")}
+        best = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors("fitness/best")}
     assert best == {r["gen"]: pytest.approx(r["best"]) for r in result.logbook}
+
+
+def test_a_snake_run_imports_neither_tensorflow_nor_keras(tmp_path):
+    """TensorBoard logging and the export of the best network (agent.keras) are written
+    without TensorFlow: a snake run pays neither its import time nor its memory."""
+    code = (
+        "import sys\n"
+        "from evonet.cli import main\n"
+        f"code = main(['run', '--out', {str(tmp_path / 'run')!r}, '--set', 'ga.generations=2', '--set', 'ga.population=8',"
+        " '--set', 'eval_games=20', '--set', 'snake.games=2', '--set', 'ga.final_games=4'])\n"
+        "assert code == 0, code\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=300, capture_output=True)
+    run = tmp_path / "run"
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    from evonet.snake import load_agent
+
+    agent = load_agent(run / "best")
+    assert agent.spec.n_params == 627
 
 
 # ----------------------------------------------------------------------------- report

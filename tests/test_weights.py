@@ -131,6 +131,66 @@ def test_save_and_load_keras_preserves_weights(keras, tmp_path):
     assert np.array_equal(load_keras_weights(tmp_path / "plain.keras")[1], flat)
 
 
+def _without_shared_ids(obj):
+    if isinstance(obj, dict):
+        return {k: _without_shared_ids(v) for k, v in obj.items() if k != "shared_object_id"}
+    if isinstance(obj, list):
+        return [_without_shared_ids(v) for v in obj]
+    return obj
+
+
+def _h5_tree(blob: bytes) -> dict:
+    import io
+
+    import h5py
+
+    tree = {}
+    with h5py.File(io.BytesIO(blob), "r") as h5:
+        tree["/"] = dict(h5.attrs)
+        h5.visititems(lambda name, obj: tree.__setitem__(
+            name, (dict(obj.attrs), np.asarray(obj).tolist() if isinstance(obj, h5py.Dataset) else None)))
+    return tree
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_save_keras_writes_what_keras_writes(keras, tmp_path, spec):
+    """save_keras writes the archive without Keras: its config and weights file equal what
+    ``model.save`` writes for the same model, and Keras loads it to the same outputs."""
+    import json
+    import zipfile
+
+    flat = _random_weights(spec, 7)[0]
+    ours = save_keras(tmp_path / "ours.keras", spec, flat)
+    theirs = tmp_path / "theirs.keras"
+    to_keras(spec, flat).save(theirs)
+    with zipfile.ZipFile(ours) as a, zipfile.ZipFile(theirs) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+        assert json.loads(a.read("config.json")) == _without_shared_ids(json.loads(b.read("config.json")))
+        assert _h5_tree(a.read("model.weights.h5")) == _h5_tree(b.read("model.weights.h5"))
+        ours_meta, theirs_meta = json.loads(a.read("metadata.json")), json.loads(b.read("metadata.json"))
+        assert ours_meta.keys() == theirs_meta.keys() and ours_meta["keras_version"] == keras.__version__
+    loaded = keras.saving.load_model(ours, compile=False)
+    x = np.random.default_rng(1).normal(size=(6, spec.n_inputs)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(x)), nn.forward(spec, nn.unflatten(spec, flat), x), rtol=1e-5, atol=1e-6)
+
+
+def test_save_keras_imports_neither_keras_nor_tensorflow(tmp_path):
+    spec = MLPSpec(35, (16,), 3, "tanh", "softmax")
+    code = (
+        "import sys, numpy as np\n"
+        "from evonet.nn import MLPSpec\n"
+        "from evonet.genomes.weights import save_keras, load_keras_weights\n"
+        f"spec = MLPSpec(35, (16,), 3, 'tanh', 'softmax')\n"
+        "flat = np.linspace(-1, 1, spec.n_params, dtype=np.float32)\n"
+        f"save_keras({str(tmp_path / 'a.keras')!r}, spec, flat)\n"
+        f"assert np.array_equal(load_keras_weights({str(tmp_path / 'a.keras')!r})[1], flat)\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.keras"]
+    assert spec.n_params == 35 * 16 + 16 + 16 * 3 + 3
+
+
 def test_fast_load_does_not_import_tensorflow(keras, tmp_path):
     spec = MLPSpec(3, tuple([2] * 11), 2, "elu", "softmax")  # 12 layers: dense .. dense_11
     flat = _random_weights(spec, 6)[0]

@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import os
-import warnings
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ __all__ = [
     "from_keras",
     "init_weights",
     "save_keras",
+    "keras_config",
     "load_keras_weights",
 ]
 
@@ -177,25 +177,106 @@ def init_weights(
 # ----------------------------------------------------------------------------- files
 
 
+def _dense_config(name: str, units: int, activation: str, n_in: int) -> dict:
+    dtype = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
+    return {
+        "module": "keras.layers",
+        "class_name": "Dense",
+        "config": {
+            "name": name, "trainable": True, "dtype": dtype, "units": units, "activation": activation,
+            "use_bias": True,
+            "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
+                                   "config": {"seed": None, "input_axes": None, "output_axes": None},
+                                   "registered_name": None},
+            "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {},
+                                 "registered_name": None},
+            "kernel_regularizer": None, "bias_regularizer": None, "kernel_constraint": None,
+            "bias_constraint": None, "quantization_config": None,
+        },
+        "registered_name": None,
+        "build_config": {"input_shape": [None, n_in]},
+    }
+
+
+def keras_config(spec: MLPSpec) -> dict:
+    """The ``config.json`` Keras 3 writes for the model of :func:`to_keras` (what
+    ``model.save`` stores, less its per-process ``shared_object_id`` s)."""
+    layers = [{
+        "module": "keras.layers", "class_name": "InputLayer",
+        "config": {"batch_shape": [None, spec.n_inputs], "dtype": "float32", "sparse": False, "ragged": False,
+                   "name": "input", "optional": False},
+        "registered_name": None,
+    }]
+    for (n_in, n_out), act, name in zip(spec.layer_shapes, spec.activations(), layer_names(spec)):
+        layers.append(_dense_config(name, n_out, act, n_in))
+    return {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {
+            "name": MODEL_NAME, "trainable": True,
+            "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                      "registered_name": None},
+            "layers": layers,
+            "build_input_shape": [None, spec.n_inputs],
+        },
+        "registered_name": None,
+        "build_config": {"input_shape": [None, spec.n_inputs]},
+        "compile_config": {},
+    }
+
+
+def _keras_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("keras")
+    except metadata.PackageNotFoundError:  # pragma: no cover - keras is a dependency
+        return "3"
+
+
+def _plain_archive(spec: MLPSpec, flat: np.ndarray) -> dict[str, bytes]:
+    """The three members of the ``.keras`` archive of :func:`to_keras` ``(spec, flat)``,
+    in the layout of Keras 3's saving library (``metadata.json``, ``config.json``,
+    ``model.weights.h5`` with ``layers/dense[_i]/vars/{0,1}``)."""
+    import h5py
+    import time
+
+    blob = io.BytesIO()
+    with h5py.File(blob, "w") as h5:
+        layers = h5.create_group("layers")
+        for i, ((kernel, bias), name) in enumerate(zip(unflatten(spec, flat), layer_names(spec))):
+            group = layers.create_group("dense" if i == 0 else f"dense_{i}").create_group("vars")
+            group.attrs["name"] = name
+            group.create_dataset("0", data=np.asarray(kernel, np.float32))
+            group.create_dataset("1", data=np.asarray(bias, np.float32))
+        h5.create_group("vars").attrs["name"] = MODEL_NAME
+    metadata = {"keras_version": _keras_version(), "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
+    return {"metadata.json": json.dumps(metadata).encode(), "config.json": json.dumps(keras_config(spec)).encode(),
+            "model.weights.h5": blob.getvalue()}
+
+
 def save_keras(path: str | os.PathLike, spec: MLPSpec, flat: np.ndarray) -> Path:
     """Write the Keras model of ``(spec, flat)`` to ``path`` (a ``.keras`` file), atomically.
 
-    The model goes to a temporary file in the same directory, then replaces ``path``,
-    so readers never see a half-written file.
+    The file is what ``to_keras(spec, flat).save(path)`` writes (``keras.saving.load_model``
+    loads it on any backend), but it is written with ``zipfile`` and ``h5py``, without
+    importing Keras or TensorFlow: a snake or weight-vector run never pays their import
+    (about 5-10 s and 600 MB) to export its best network. The model goes to a temporary
+    file in the same directory, then replaces ``path``, so readers never see a
+    half-written file.
     """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"{path}: a Keras model file must end in .keras")
-    model = to_keras(spec, flat)
+    members = _plain_archive(spec, _as_single(spec, flat))
     from evonet.core.store import mkstemp_for
 
     fd, tmp = mkstemp_for(path, prefix=f".{path.stem}-", suffix=".keras")
     os.close(fd)
     try:
-        with warnings.catch_warnings():
-            # Keras 3 + numpy 2 emits this for every variable it saves; harmless
-            warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword")
-            model.save(tmp)
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
+            for name, data in members.items():
+                z.writestr(name, data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
