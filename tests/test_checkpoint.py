@@ -246,3 +246,43 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_previous_checkpoi
     assert "No space left on device" in str(err.value) and "previous one is intact" in str(err.value)
     assert load_checkpoint(tmp_path).generation == 1
     assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+
+
+def _untimed(obj):
+    """A checkpoint's state without its clock readings (and what they feed)."""
+    if isinstance(obj, dict):
+        return {k: _untimed(v) for k, v in obj.items() if k not in TIMING | {"busy", "wall"}}
+    if isinstance(obj, list):
+        return [_untimed(v) for v in obj]
+    return obj
+
+
+def test_the_background_writer_writes_what_a_synchronous_write_writes(tmp_path):
+    """Checkpoints written by the writer thread while the next generation runs are the same
+    files (but their creation time) as synchronous writes, every generation of the run."""
+    import evonet.checkpoint as ck_mod
+
+    dirs = {}
+    for background in (True, False):
+        _, problem, ga = make([])
+        run_dir = tmp_path / f"bg{background}"
+        seen = []
+
+        class Keep(Hook):  # every checkpoint on disk, as each generation ends
+            def after_generation(self, state, strategy):
+                ck.wait()
+                seen.append(sorted(p.name for p in (run_dir / "checkpoints").glob("gen-*")))
+
+        ck = Checkpointer(run_dir, problem, "r", keep=10, background=background)
+        run_evolution(ga, problem, LocalExecutor(), 4, 0, 4, hooks=[ck, Keep()])
+        assert ck.written == 4 and len(ck.seconds) == 5 and ck._thread is None
+        assert seen[-1] == [ck_mod.checkpoint_name(g) for g in range(5)]
+        dirs[background] = run_dir
+    for gen in range(5):
+        a, b = (dirs[bg] / "checkpoints" / ck_mod.checkpoint_name(gen) for bg in (True, False))
+        assert (a / "arrays.npz").read_bytes() == (b / "arrays.npz").read_bytes(), gen
+        sa, sb = (_untimed(json.loads((d / "state.json").read_text())) for d in (a, b))
+        assert sa == sb and sa["generation"] == gen
+        ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (a, b))
+        assert ma["files"]["arrays.npz"] == mb["files"]["arrays.npz"] and ma["generation"] == mb["generation"] == gen
+    assert load_checkpoint(dirs[True]).generation == 4

@@ -123,21 +123,25 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, subprocess_env, 
     proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL, f"the driver was to kill itself during the {when}"
     latest = json.loads((run_dir / "checkpoints" / "latest").read_text())
-    assert latest["generation"] == 2  # generation 3 never completed its checkpoint
+    # generation 3 never completed its checkpoint; during the evaluations, generation 2's may
+    # still have been on its way to the disk (checkpoints are written by a background thread)
+    saved = latest["generation"]
+    assert saved == 2 if when == "checkpoint write" else saved in (1, 2)
     assert not (run_dir / "summary.json").exists()
     if when == "checkpoint write":
         # the half-written checkpoint is a temporary directory; the good ones are intact
         assert list((run_dir / "checkpoints").glob(".tmp-gen-000003-*"))
         assert not (run_dir / "checkpoints" / "gen-000003").exists()
         assert (run_dir / "checkpoints" / "gen-000002").is_dir()
-        assert len(read_logbook(run_dir)) == 4  # gen 3 was logged before its checkpoint: resume drops it
+        # gen 3 was logged before its checkpoint (and gen 4 too while gen 3's was being written): resume drops them
+        assert len(read_logbook(run_dir)) in (4, 5)
 
     assert resume(run_dir) == 0
     assert_same_as_reference(run_dir, reference)
     assert not list((run_dir / "checkpoints").glob(".tmp-*"))
     assert sorted(p.name for p in (run_dir / "checkpoints").glob("gen-*")) == ["gen-000005", "gen-000006"]
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["resumes"][0]["from_generation"] == 2
+    assert info["resumes"][0]["from_generation"] == saved
 
 
 @pytest.mark.parametrize("signals, code", [((signal.SIGINT,), 130), ((signal.SIGINT, signal.SIGINT), 130),

@@ -22,13 +22,13 @@ SPACE = {"name": "tiny", "model": "mlp", "genes": {
 }}
 # generation 1's checkpoint is complete on disk: die at once (as a SIGKILL from outside would)
 KILL_AFTER_GEN_1 = PRELUDE + """
-orig_save = checkpoint.save_checkpoint
-def save(run_dir, state, keep=2):
-    path = orig_save(run_dir, state, keep)
+orig_commit = checkpoint.commit_checkpoint
+def commit(run_dir, prepared, keep=2):
+    path = orig_commit(run_dir, prepared, keep)
     if path.name == "gen-000001":
         os.kill(os.getpid(), signal.SIGKILL)
     return path
-checkpoint.save_checkpoint = save
+checkpoint.commit_checkpoint = commit
 """
 
 

@@ -154,13 +154,26 @@ def encode(state: dict) -> dict[str, bytes]:
     return {"state.json": json.dumps(json_state, separators=(",", ":")).encode(), "arrays.npz": buf.getvalue()}
 
 
-def save_checkpoint(run_dir: str | Path, state: dict, keep: int = 2) -> Path:
-    """Write ``state`` (which must hold ``generation`` and ``run_id``) as the latest
-    checkpoint of ``run_dir``; keep the newest ``keep`` checkpoints. Returns its directory."""
-    run_dir = Path(getattr(run_dir, "path", run_dir))
-    root = run_dir / DIR
+@dataclass(frozen=True)
+class Prepared:
+    """A checkpoint encoded to bytes (:func:`prepare_checkpoint`), ready to be written."""
+
+    generation: int
+    files: dict  # name -> bytes, the manifest included
+
+    @property
+    def name(self) -> str:
+        return checkpoint_name(self.generation)
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(data) for data in self.files.values())
+
+
+def prepare_checkpoint(state: dict) -> Prepared:
+    """Encode ``state`` (which must hold ``generation`` and ``run_id``): the bytes of its
+    files and manifest. The result shares nothing with ``state``, which may change after."""
     generation = int(state["generation"])
-    name = checkpoint_name(generation)
     files = encode(state)
     manifest = {
         "format": FORMAT,
@@ -170,15 +183,25 @@ def save_checkpoint(run_dir: str | Path, state: dict, keep: int = 2) -> Path:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "files": {rel: {"bytes": len(data), "sha256": _sha256(data)} for rel, data in files.items()},
     }
+    files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
+    return Prepared(generation, files)
+
+
+def commit_checkpoint(run_dir: str | Path, prepared: Prepared, keep: int = 2) -> Path:
+    """Write a prepared checkpoint as the latest of ``run_dir`` (temporary directory,
+    fsync, ``os.replace``, then the ``latest`` pointer); keep the newest ``keep``.
+    Safe from any thread; returns its directory."""
+    run_dir = Path(getattr(run_dir, "path", run_dir))
+    root = run_dir / DIR
+    name, generation = prepared.name, prepared.generation
     with _signals_held():
         root.mkdir(parents=True, exist_ok=True)
         _remove_temporaries(root)
         tmp = root / f".tmp-{name}-{os.getpid()}-{secrets.token_hex(4)}"
         tmp.mkdir()
         try:
-            for rel, data in files.items():
-                _write_file(tmp / rel, data)
-            _write_file(tmp / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
+            for rel in (*FILES, "manifest.json"):  # the manifest last
+                _write_file(tmp / rel, prepared.files[rel])
             _fsync_dir(tmp)
             target = root / name
             old = None
@@ -199,6 +222,12 @@ def save_checkpoint(run_dir: str | Path, state: dict, keep: int = 2) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         _prune(root, generation, keep)
     return target
+
+
+def save_checkpoint(run_dir: str | Path, state: dict, keep: int = 2) -> Path:
+    """Write ``state`` (which must hold ``generation`` and ``run_id``) as the latest
+    checkpoint of ``run_dir``; keep the newest ``keep`` checkpoints. Returns its directory."""
+    return commit_checkpoint(run_dir, prepare_checkpoint(state), keep)
 
 
 def _remove_temporaries(root: Path) -> None:
@@ -366,18 +395,30 @@ def load_checkpoint(run_dir: str | Path, name: str | None = None) -> Checkpoint:
 class Checkpointer(Hook):
     """Loop hook: snapshots the run after every generation and writes a checkpoint every
     ``every`` generations, after the last one, and on an interrupt (the last complete
-    generation). The loop stays free of file I/O."""
+    generation). The loop stays free of file I/O.
 
-    def __init__(self, run_dir: str | Path, problem, run_id: str, every: int = 1, keep: int = 2):
+    With ``background`` (the default) a checkpoint is encoded on the loop's thread, then
+    written and fsynced by a writer thread while the next generation runs: the loop waits
+    for a write only when the next checkpoint is due, at the last generation, at an
+    interrupt and at the end. A crash while a write is under way leaves the previous
+    checkpoint, as a crash during a synchronous write does; a write that fails raises
+    :class:`CheckpointError` at the next of those points, and nothing later is written."""
+
+    def __init__(self, run_dir: str | Path, problem, run_id: str, every: int = 1, keep: int = 2,
+                 background: bool = True):
         self.run_dir = Path(getattr(run_dir, "path", run_dir))
         self.problem = problem
         self.run_id = run_id
         self.every = max(1, int(every))
         self.keep = max(1, int(keep))
+        self.background = bool(background)
         self.snapshot: dict | None = None
         self.written: int | None = None  # generation of the last checkpoint written
-        self.seconds: list[float] = []  # time of each write
+        self.seconds: list[float] = []  # time of each write (encoding on the loop's thread + writing)
         self.bytes: int = 0  # size of the last checkpoint
+        self._thread: threading.Thread | None = None
+        self._outcome: tuple | None = None  # (prepared, seconds) or (prepared, OSError) of the pending write
+        self._failed: CheckpointError | None = None
 
     def take(self, state, strategy) -> dict:
         snap = {
@@ -393,22 +434,61 @@ class Checkpointer(Hook):
         self.snapshot = self.take(state, strategy)
         gen = self.snapshot["generation"]
         if state.last or gen % self.every == 0:
-            self.write()
+            self.write(wait=state.last)
 
     def on_interrupt(self, state) -> None:
-        if self.snapshot is not None and self.written != self.snapshot["generation"]:
-            self.write()
-
-    def write(self) -> Path:
-        t0 = time.perf_counter()
         try:
-            path = save_checkpoint(self.run_dir, self.snapshot, self.keep)
-        except OSError as exc:  # a full or lost disk: stop, keeping the previous checkpoint
-            raise CheckpointError(
-                f"{self.run_dir / DIR}: cannot write the checkpoint of generation {self.snapshot['generation']} "
-                f"({exc.strerror or exc}); the previous one is intact: evonet resume {self.run_dir} once this is fixed"
-            ) from None
-        self.seconds.append(time.perf_counter() - t0)
-        self.bytes = sum((path / f).stat().st_size for f in (*FILES, "manifest.json"))
-        self.written = self.snapshot["generation"]
-        return path
+            self.wait()
+        except CheckpointError:
+            return  # the disk failed: the previous checkpoint stays the latest
+        if self.snapshot is not None and self.written != self.snapshot["generation"]:
+            self.write(wait=True)
+
+    def on_end(self, result) -> None:
+        self.wait()
+
+    def _error(self, generation: int, exc: OSError) -> CheckpointError:
+        return CheckpointError(
+            f"{self.run_dir / DIR}: cannot write the checkpoint of generation {generation} "
+            f"({exc.strerror or exc}); the previous one is intact: evonet resume {self.run_dir} once this is fixed"
+        )
+
+    def _commit(self, prepared: Prepared, t0: float) -> None:
+        try:
+            commit_checkpoint(self.run_dir, prepared, self.keep)
+        except OSError as exc:  # a full or lost disk
+            self._outcome = (prepared, exc)
+            return
+        self._outcome = (prepared, time.perf_counter() - t0)
+
+    def wait(self) -> None:
+        """Until the pending write is on disk; raises :class:`CheckpointError` if it failed
+        (then, and at every later call)."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._outcome is not None:
+            prepared, outcome = self._outcome
+            self._outcome = None
+            if isinstance(outcome, OSError):
+                self._failed = self._error(prepared.generation, outcome)
+            else:
+                self.seconds.append(outcome)
+                self.bytes = prepared.bytes
+                self.written = prepared.generation
+        if self._failed is not None:
+            raise self._failed
+
+    def write(self, wait: bool = True) -> Path:
+        """Write the latest snapshot (after the pending write); ``wait``: return once it is on disk."""
+        self.wait()
+        t0 = time.perf_counter()
+        prepared = prepare_checkpoint(self.snapshot)
+        if self.background and not wait:
+            self._thread = threading.Thread(target=self._commit, args=(prepared, t0),
+                                            name="evonet-checkpoint", daemon=False)
+            self._thread.start()
+        else:
+            self._commit(prepared, t0)
+            self.wait()
+        return self.run_dir / DIR / prepared.name

@@ -323,7 +323,7 @@ def _play_chunk(lo, hi, order, weights, games_per_net, sizes, acts, kind, seeds,
                 k += 1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)  # nogil: a checkpoint writer thread runs meanwhile
 def _play_parallel(chunks, order, weights, games_per_net, sizes, acts, kind, seeds, classic, width, height,
                    max_steps, starve, cap, start_cells, start_xy, start_dir, score_offset, scores, steps, deaths):
     """Every chunk of games, order[first:end], on the threads; each game writes its own slots."""
