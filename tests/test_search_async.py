@@ -68,7 +68,9 @@ def test_sigkilled_multi_fidelity_search_resumes_exactly(tmp_path, subprocess_en
     proc = driver(KILL_MID_RUNG, ["run", str(cfg_path), "--out", str(run_dir)], subprocess_env)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL, err
-    assert json.loads((run_dir / "checkpoints" / "latest").read_text())["generation"] == 1
+    # generation 1's checkpoint is written by a background thread while the next trainings run:
+    # on a loaded machine it may still be on its way when the driver dies (the resume is exact either way)
+    assert json.loads((run_dir / "checkpoints" / "latest").read_text())["generation"] in (0, 1)
     assert list((run_dir / "fidelity").glob("job-*.state"))  # the states a resume continues from
     assert resume(run_dir) == 0
     assert strip(read_logbook(run_dir)) == strip(read_logbook(reference))

@@ -72,6 +72,12 @@ class GAConfig:
         "aging: multi-fidelity (asynchronous successive halving): {min_budget, max_budget, reduction_factor: 3, "
         "brackets: 1} in the problem's unit (epochs); null: every evaluation at full budget",
     )
+    start_from: Optional[str] = _f(
+        None,
+        "start the search at a genome of an earlier run (fine-tuning, a curriculum): a run directory (its "
+        "best/genome.npz) or a genome .npz; cma_es centres its first distribution on it, the GAs put it "
+        "into their first population beside random genomes; null: random genomes only",
+    )
     sigma: float = _f(0.5, "cma_es: initial step size", min=1e-9)
     eigen_gap: Union[int, Literal["auto"]] = _f(
         "auto",

@@ -22,6 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Iterator, TextIO
 
+import numpy as np
+
 from evonet.core.hooks import Hook
 from evonet import config as config_mod
 from evonet.core import seeding
@@ -259,6 +261,50 @@ def load_problem(path: Path):
                           f"{' '.join(str(exc).split())})") from None
 
 
+def load_start_genome(cfg, problem) -> np.ndarray | None:
+    """``ga.start_from`` as a float64 genome of the problem's length, checked before the run
+    directory exists; None when it is unset. A run directory means its ``best/genome.npz``."""
+    where = cfg.ga.start_from
+    if where is None:
+        return None
+    path = Path(where).expanduser()
+    if path.is_dir():
+        path = path / "best" / "genome.npz"
+    if not path.is_file():
+        raise ConfigError(f"ga.start_from: {path}: no such file (a run directory with best/genome.npz, or a genome .npz)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            genome = np.asarray(data["genome"], dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 - zip, npz and key errors alike: one line
+        raise ConfigError(f"ga.start_from: {path}: not a genome file ({type(exc).__name__}: {exc})") from None
+    n = getattr(problem, "n_genes", None)
+    if genome.ndim != 1 or (n is not None and genome.size != n):
+        raise ConfigError(f"ga.start_from: {path} holds a genome of shape {list(genome.shape)}; this run's genome "
+                          f"has {n} genes")
+    if not np.all(np.isfinite(genome)):
+        raise ConfigError(f"ga.start_from: {path}: the genome holds non-finite values")
+    low, up = np.broadcast_to(problem.low, genome.shape), np.broadcast_to(problem.up, genome.shape)
+    outside = int(np.sum((genome < low) | (genome > up)))
+    if outside:
+        raise ConfigError(f"ga.start_from: {path}: {outside} genes lie outside this run's bounds "
+                          f"[{float(np.min(low)):g}, {float(np.max(up)):g}] (ga.bound)")
+    return genome
+
+
+def start_population(cfg, genomes: np.ndarray, start: np.ndarray | None) -> np.ndarray:
+    """The initial genomes with ``ga.start_from`` in them: CMA-ES centres its distribution
+    on the mean of its initial genomes, so every row is the start genome; the GAs' first
+    population holds it as its first member, beside the random ones."""
+    if start is None:
+        return genomes
+    genomes = np.array(genomes, dtype=np.float64, copy=True)
+    if cfg.ga.algorithm == "cma_es":
+        genomes[:] = start
+    else:
+        genomes[0] = start
+    return genomes
+
+
 def initial_size(cfg) -> int:
     """Random genomes drawn at the start: the population; aging evolution's warm-up also
     covers the jobs that may be out before ``population`` results are in."""
@@ -298,6 +344,7 @@ class FileStates:
 def _run(cfg, problem, executor, out, stream, given: bool = False) -> tuple[Path, RunResult]:
     cfg, auto = config_mod.resolve_algorithm(cfg, problem)  # config.yaml records the strategy auto chose
     config_mod.check_fidelity(cfg, problem)  # the rung schedule against the problem, before anything is written
+    start = load_start_genome(cfg, problem)  # ga.start_from, before anything is written
     pickled = pickle_problem(problem) if given else None  # before the run directory exists
     store = RunStore.create(out or default_run_dir(cfg.name, cfg.seed))
     if pickled is not None:
@@ -308,6 +355,7 @@ def _run(cfg, problem, executor, out, stream, given: bool = False) -> tuple[Path
     t_start = time.perf_counter()
 
     genomes = problem.init_genomes(seeding.generator(cfg.seed, seeding.PURPOSE_INIT), initial_size(cfg))
+    genomes = start_population(cfg, genomes, start)
     strategy = make_strategy(
         cfg.ga, genomes, problem.low, problem.up, seeding.generator(cfg.seed, seeding.PURPOSE_STRATEGY),
         weights=problem.weights,  # multi-objective problems (NSGA-II)
@@ -321,7 +369,8 @@ def _run(cfg, problem, executor, out, stream, given: bool = False) -> tuple[Path
         out_log.write(
             f"evonet run {cfg.name}: seed {cfg.seed}, {problem.banner()}, {cfg.ga.algorithm}"
             f"{' (' + config_mod.auto_reason(cfg, problem) + ')' if auto else ''} population "
-            f"{cfg.ga.population}, {cfg.ga.generations} generations{_async_text(cfg, strategy)}\n"
+            f"{cfg.ga.population}, {cfg.ga.generations} generations{_async_text(cfg, strategy)}"
+            f"{'' if start is None else ', starting from ' + str(cfg.ga.start_from)}\n"
             f"  run directory: {store.path}\n"
         )
         out_log.flush()
