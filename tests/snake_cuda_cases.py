@@ -27,6 +27,7 @@ NETWORKS = [
     ("blog7", (8,), "selu", "linear"),
     ("vision", (8,), "leaky_relu", "relu"),
     ("blog7", (), "linear", "linear"),
+    ("cycle", (8,), "tanh", "linear"),
 ]
 
 

@@ -75,6 +75,7 @@ def test_tiny_run_then_eval(tmp_path, evonet_cmd, subprocess_env):
         (["--set", "ga.crossover.name=nope"], "ga.crossover.name"),
         (["--set", "ga.wat=1"], "ga.wat"),
         (["--set", "snake.threads=0"], "snake.threads"),
+        (["--set", "snake.observation=cycle", "--set", "snake.board=11"], "snake.observation: cycle"),
     ],
 )
 def test_bad_config_exits_2_before_any_work(tmp_path, evonet_cmd, subprocess_env, args, fragment):

@@ -51,6 +51,7 @@ def test_overrides_are_typed_yaml_values():
         (["ga.mutation={name: gaussian, sigmaa: 1}"], "ga.mutation.sigmaa"),
         (["snake.rules=theailearner", "snake.board=10"], "snake.board: theailearner"),
         (["snake.threads=0"], "snake.threads: must be >= 1"),
+        (["snake.observation=cycle", "snake.board=9"], "snake.observation: cycle needs a board with an even number"),
         (["snake.engine=gpu"], "snake.engine: unknown value 'gpu'"),
         (["ga.algorithm=mu_plus_lambda", "ga.cxpb=0.7", "ga.mutpb=0.6"], "ga.cxpb: mu_plus_lambda needs cxpb + mutpb <= 1"),
         (["ga.reevaluate=maybe"], "ga.reevaluate: expected true or false"),

@@ -7,7 +7,7 @@ from evonet.envs.snake import OBSERVATIONS, BatchSnake, make_rules, n_features, 
 
 
 def test_registry():
-    assert OBSERVATIONS == {"blog7": 7, "vision": 35}
+    assert OBSERVATIONS == {"blog7": 7, "vision": 35, "cycle": 7}
     assert n_features("vision") == 35
     with pytest.raises(ValueError) as err:
         observe("pixels", [(1, 1), (0, 1)], None, (1, 0), 5, 5)
@@ -83,7 +83,8 @@ def random_snake(rng, width, height, length, overlap=False):
 
 
 @pytest.mark.parametrize("name,board,overlap", [("classic", (5, 5), False), ("classic", (10, 10), False),
-                                                ("classic", (7, 12), False), ("theailearner", (12, 15), True),
+                                                ("classic", (7, 12), False), ("classic", (6, 5), False),
+                                                ("theailearner", (12, 15), True),
                                                 ("theailearner", (50, 50), True)])
 def test_engine_observations_match_on_random_states(name, board, overlap):
     rules = make_rules(name, *board)
@@ -100,7 +101,9 @@ def test_engine_observations_match_on_random_states(name, board, overlap):
         apple = None if roll < 0.1 else (body[0] if roll < 0.2 else free[rng.integers(len(free))])
         eng.set_game(i, body, apple, heading)
         states.append((body, apple, heading))
-    for obs in ("blog7", "vision"):
+    for obs in OBSERVATIONS:
+        if obs == "cycle" and w * h % 2:
+            continue  # no Hamiltonian cycle (refused: test_cycle_needs_an_even_number_of_cells)
         rows = eng.observe(obs)
         for i, (body, apple, heading) in enumerate(states):
             np.testing.assert_array_equal(rows[i], observe(obs, body, apple, heading, w, h), err_msg=f"{obs} {i}")
@@ -127,3 +130,81 @@ def test_vision_carries_enough_to_play_well():
 
     res = play_policy(make_rules("classic"), np.arange(200, dtype=np.uint64), policy, "vision")
     assert res.scores.mean() > 50
+
+
+# -- cycle ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("board", [(10, 10), (20, 20), (8, 8), (5, 6), (6, 5), (7, 10), (12, 15), (50, 50), (2, 2)])
+def test_cycle_index_is_a_hamiltonian_cycle(board):
+    from evonet.envs.snake.observations import cycle_index
+
+    w, h = board
+    at = {cycle_index(x, y, w, h): (x, y) for y in range(h) for x in range(w)}
+    assert sorted(at) == list(range(w * h))  # every cell once
+    for i in range(w * h):
+        (x0, y0), (x1, y1) = at[i], at[(i + 1) % (w * h)]
+        assert abs(x0 - x1) + abs(y0 - y1) == 1, f"cells {i} and {i + 1} are not neighbours"
+
+
+@pytest.mark.parametrize("board", [(10, 10), (20, 20), (8, 8), (12, 6), (7, 10)])
+def test_the_classic_start_lies_in_cycle_order(board):
+    """On boards with an even number of rows the cycle runs east through the start body."""
+    from evonet.envs.snake.observations import cycle_index
+
+    rules = make_rules("classic", *board)
+    order = [cycle_index(x, y, *board) for x, y in reversed(rules.start_body)]  # tail to head
+    assert [(i - order[0]) % (board[0] * board[1]) for i in order] == [0, 1, 2]
+
+
+def test_cycle_hand_checked():
+    # 10x10 start: the cycle runs westwards along row 5 of the serpentine, so reversed:
+    # i(3,5) = 47 (tail), i(5,5) = 49 (head); left (5,4) = 58, front (6,5) = 50, right (5,6) = 40;
+    # the apple (5,9) = 13
+    x = observe("cycle", [(5, 5), (4, 5), (3, 5)], (5, 9), (1, 0), 10, 10)
+    assert x.dtype == np.float32 and x.shape == (7,)
+    np.testing.assert_array_equal(x, np.array([1, 1, 1, 0.55, 0.63, 0.73, 0.03], dtype=np.float32))
+    # heading north in the top-left corner, the body to the south: left and front are off
+    # the board (not onward, distance 1)
+    body = [(0, 0), (0, 1), (0, 2)]
+    x = observe("cycle", body, (5, 5), (0, -1), 10, 10)
+    assert list(x[:2]) == [0, 0] and list(x[3:5]) == [1, 1]
+    # no apple: every distance 0
+    x = observe("cycle", [(5, 5), (4, 5), (3, 5)], None, (1, 0), 10, 10)
+    assert list(x[3:6]) == [0, 0, 0]
+
+
+def test_cycle_onward_excludes_the_body_and_moves_behind_the_head():
+    from evonet.envs.snake.observations import cycle_index
+
+    # a body folded back on itself (head (5,4), neck (5,5), ..., tail (3,5)): a move onto
+    # the body is never onward, and a free cell behind the head in cycle order is not either
+    body = [(4, 4), (5, 4), (5, 5), (4, 5), (3, 5)]
+    x = observe("cycle", body, (0, 0), (-1, 0), 10, 10)
+    tail = cycle_index(3, 5, 10, 10)
+    rel = [(cycle_index(cx, cy, 10, 10) - tail) % 100 for cx, cy in [(4, 5), (3, 4), (4, 3)]]
+    head = (cycle_index(4, 4, 10, 10) - tail) % 100
+    assert x[0] == 0  # left (heading west): (4, 5), a body cell
+    assert x[1] == (1.0 if rel[1] > head else 0.0) and x[2] == (1.0 if rel[2] > head else 0.0)
+
+
+def test_cycle_needs_an_even_number_of_cells():
+    with pytest.raises(ValueError, match="even number of cells.*5 x 5") as err:
+        observe("cycle", [(2, 2), (1, 2), (0, 2)], (4, 4), (1, 0), 5, 5)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="even number of cells"):
+        BatchSnake(make_rules("classic", 7, 7), np.arange(2, dtype=np.uint64)).observe("cycle")
+
+
+@pytest.mark.parametrize("board", [(10, 10), (8, 8), (6, 12)])
+def test_only_onward_moves_win_every_game(board):
+    """The rule the cycle set is built for: among the onward moves, the one nearest the apple
+    along the cycle. It never dies and never starves: every game is won."""
+    from evonet.evaluators.snake import play_policy
+
+    def policy(obs, active):
+        return np.argmax(2 * obs[:, 0:3] - obs[:, 3:6], axis=1)
+
+    res = play_policy(make_rules("classic", *board), np.arange(12, dtype=np.uint64), policy, "cycle")
+    assert res.won.all(), np.unique(res.deaths, return_counts=True)
+    assert np.all(res.scores == board[0] * board[1] - 3)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from evonet.envs.snake import DEATH_NAMES, BatchSnake, SnakeGame, make_rules, observe
+from evonet.envs.snake import DEATH_NAMES, OBSERVATIONS, BatchSnake, SnakeGame, make_rules, observe
 from evonet.envs.snake.heuristic import heuristic_action
 
 
@@ -15,7 +15,9 @@ def assert_same(eng: BatchSnake, refs, games=None, where=""):
 
 def assert_same_observations(eng: BatchSnake, refs, games, where=""):
     w, h = eng.rules.width, eng.rules.height
-    for name in ("blog7", "vision"):
+    for name in OBSERVATIONS:
+        if name == "cycle" and w * h % 2:
+            continue  # no Hamiltonian cycle on this board
         rows = eng.observe(name, games)
         for row, i in zip(rows, games, strict=True):
             g = refs[i]
@@ -26,7 +28,7 @@ def assert_same_observations(eng: BatchSnake, refs, games, where=""):
 def play_lockstep(rules, seeds, rng, p_heuristic, obs_games=0, obs_every=1):
     """Play reference and engine side by side with a mix of the heuristic and random
     actions; compare every game's full state after every step, the heuristic's actions,
-    and both observation sets of the first `obs_games` games every `obs_every` steps."""
+    and every observation set of the first `obs_games` games every `obs_every` steps."""
     refs = [SnakeGame(rules, int(s)) for s in seeds]
     eng = BatchSnake(rules, seeds)
     assert_same(eng, refs, where="at reset")

@@ -19,7 +19,7 @@ from evonet.envs.snake.reference import SnakeGame
 from evonet.envs.snake.rules import Rules, make_rules
 
 RULE_SETS = ("classic", "theailearner")
-OBS_SETS = ("blog7", "vision")
+OBS_SETS = ("blog7", "vision", "cycle")
 
 
 def greedy(body, apple, heading, width, height) -> int:

@@ -56,7 +56,7 @@ level; LLVM inlines them).
 
 Tests. Under numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``: the kernel's Python runs
 on the CPU, thread by thread; the engine's functions it calls run compiled for the CPU) the
-games equal :func:`.fused.play_mlp`'s for both rule sets, both observation sets, every
+games equal :func:`.fused.play_mlp`'s for both rule sets, every observation set, every
 activation and long games, on every CI run. The simulator's arithmetic is NumPy's, so it
 checks the kernel's logic and the order of its operations, not the absence of FMA: that is
 by construction, and checked on the PTX.
@@ -197,7 +197,7 @@ def _make_kernel(kind: int, classic: bool, width: int, height: int, max_steps: i
     every size is a compile-time constant of the kernel."""
     n_cols = _e.N_COLUMNS
     padded = (width + 2) * (height + 2)
-    scratch = padded if kind != 0 else 1
+    scratch = padded if kind == 1 else 1  # vision's flood fill
     n0 = len(start_cells)
     n_in = sizes[0]
     n_out = sizes[-1]
@@ -312,7 +312,7 @@ def play_mlp_cuda(spec, weights: np.ndarray, rules: Rules, observation: str, see
 
     from .rng import as_seeds
 
-    weights, seeds = check_population(spec, weights, observation, seeds)
+    weights, seeds = check_population(spec, weights, observation, seeds, rules)
     key = kernel_key(spec, rules, observation)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")

@@ -37,7 +37,7 @@ from numba import njit
 
 from .arith import rn_add, rn_mul
 from .heuristic import heuristic_decision
-from .observations import OBSERVATION_IDS, OBSERVATIONS, check_observation
+from .observations import OBSERVATION_IDS, OBSERVATIONS, check_observation, cycle_index
 from .reference import DEATHS, SnakeState
 from .rng import GOLDEN_GAMMA, MIX1, MIX2, as_seeds
 from .rules import Rules
@@ -482,6 +482,51 @@ def _observe_vision(g, classic, width, height, state, body, grid, out, row, mark
     out[row, 34] = state[g, LEN] / (width * height)
 
 
+@njit(cache=True, inline="always")
+def _observe_cycle(g, width, height, state, body, grid, out, row):
+    """Write game g's `cycle` features to out[row] (:mod:`.observations`)."""
+    stride = width + 2
+    n = np.int64(width * height)
+    h = state[g, HCELL]
+    x = np.int64(state[g, HX])
+    y = np.int64(state[g, HY])
+    tail_cell = np.int64(body[g, state[g, TAIL]])
+    tail = cycle_index(tail_cell % stride - 1, tail_cell // stride - 1, width, height)
+    head = (cycle_index(x, y, width, height) - tail) % n
+    if head == 0:
+        head = n
+    d = state[g, DIR]
+    hx = _DX[d]
+    hy = _DY[d]
+    has_apple = state[g, ACELL] >= 0
+    apple = cycle_index(np.int64(state[g, AX]), np.int64(state[g, AY]), width, height) if has_apple else 0
+    for k in range(3):  # left (-r), front (h), right (r), with r = (-hy, hx)
+        if k == 0:
+            mx, my = hy, -hx
+        elif k == 1:
+            mx, my = hx, hy
+        else:
+            mx, my = -hy, hx
+        cx = x + mx
+        cy = y + my
+        if cx < 0 or cx >= width or cy < 0 or cy >= height:
+            out[row, k] = 0.0
+            out[row, 3 + k] = 1.0
+            continue
+        c = h + mx + my * stride
+        i = cycle_index(cx, cy, width, height)
+        ahead = (i - tail) % n
+        if ahead == 0:
+            ahead = n
+        out[row, k] = 1.0 if ahead > head and not _solid(grid[g, c], c, tail_cell) else 0.0
+        out[row, 3 + k] = ((apple - i) % n) / n
+    if not has_apple:
+        out[row, 3] = 0.0
+        out[row, 4] = 0.0
+        out[row, 5] = 0.0
+    out[row, 6] = state[g, LEN] / (width * height)
+
+
 @njit(cache=True)
 def _observe_range(kind, games, lo, hi, classic, width, height, state, body, grid, out, mark, stack, base):
     """Observe the live games among games[lo:hi] into out[lo:hi]; returns (any live, base)."""
@@ -509,15 +554,17 @@ def _observe_range(kind, games, lo, hi, classic, width, height, state, body, gri
             out[j, 4] = uy
             out[j, 5] = hx
             out[j, 6] = hy
-        else:
+        elif kind == 1:
             base += 4
             _observe_vision(g, classic, width, height, state, body, grid, out, j, mark, stack, base)
+        else:
+            _observe_cycle(g, width, height, state, body, grid, out, j)
     return any_alive, base
 
 
 @njit(cache=True)
 def _scratch(kind, n_padded):
-    n = 1 if kind == 0 else n_padded
+    n = n_padded if kind == 1 else 1  # vision's flood fill
     return np.zeros(n, dtype=np.int64), np.empty(n, dtype=np.int64)
 
 
@@ -714,7 +761,7 @@ class BatchSnake:
 
         Rows of finished games are left as they were (zeros in a fresh array).
         """
-        check_observation(observation)
+        check_observation(observation, self.rules.width, self.rules.height)
         games = self._games(games)
         if out is None:
             out = np.zeros((games.shape[0], OBSERVATIONS[observation]), dtype=np.float32)

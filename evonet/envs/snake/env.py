@@ -56,7 +56,7 @@ def observation_bounds(observation: str, rules: Rules) -> tuple[np.ndarray, np.n
 
     The bounds follow the definitions in :mod:`evonet.envs.snake.observations`: flags,
     inverse distances and region fractions lie in [0, 1], unit vectors in [-1, 1]. The one
-    feature without a rule-independent bound is ``vision``'s length / (W*H): under
+    feature without a rule-independent bound is the length / (W*H) (``vision``, ``cycle``): under
     ``theailearner`` (apples may land on the body) the snake can outgrow a small board, so
     its bound there is ``max(1, (start length + max_steps) / (W*H))``.
     """
@@ -65,11 +65,12 @@ def observation_bounds(observation: str, rules: Rules) -> tuple[np.ndarray, np.n
     high = np.ones(n, dtype=np.float64)
     if observation == "blog7":
         low[3:7] = -1.0  # apple direction, heading
-    elif observation == "vision":
-        low[30:34] = -1.0  # apple and tail directions in the snake's frame
+    elif observation in ("vision", "cycle"):
+        if observation == "vision":
+            low[30:34] = -1.0  # apple and tail directions in the snake's frame
         if not rules.classic:
             assert rules.max_steps is not None  # theailearner always has a step limit
-            high[34] = max(1.0, (rules.start_length + rules.max_steps) / rules.n_cells)
+            high[-1] = max(1.0, (rules.start_length + rules.max_steps) / rules.n_cells)
     else:  # pragma: no cover - a new observation set needs its bounds written here
         raise NotImplementedError(f"no observation bounds for {observation!r}")
     return low.astype(np.float32), high.astype(np.float32)
@@ -116,7 +117,7 @@ class SnakeEnv(gym.Env[np.ndarray, np.int64]):
             self.rules = rules
         else:
             self.rules = make_rules(rules, width, height)
-        check_observation(observation)
+        check_observation(observation, self.rules.width, self.rules.height)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.observation = observation

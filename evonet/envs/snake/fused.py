@@ -432,7 +432,7 @@ def play_mlp(spec, weights: np.ndarray, rules: Rules, observation: str, seeds: n
 
     from evonet.problems.snake.evaluate import SnakeResults, check_population
 
-    weights, seeds = check_population(spec, weights, observation, seeds)
+    weights, seeds = check_population(spec, weights, observation, seeds, rules)
     sizes, acts = network_arrays(spec)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")

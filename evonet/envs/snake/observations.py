@@ -37,6 +37,20 @@ the move, so moving onto it is safe.
     30-31 the apple's direction as a unit vector (forward, right); (0, 0) if none/on head.
     32-33 the tail's direction as a unit vector (forward, right); (0, 0) if on the head.
     34    length / (W*H): the fraction of the board the snake fills.
+
+``cycle`` (7 features), in the snake's own frame, on a fixed Hamiltonian cycle of the board
+(:func:`cycle_index`; boards with an even number of cells only). ``rel(c)`` is how far cell
+``c`` lies ahead of the tail along the cycle, ``(i(c) - i(tail)) mod W*H``, the tail's own
+cell counting as ``W*H``.
+    0-2   left / front / right onward: 1 if the move is not fatal under the classic rules
+          (as vision's 24-26) and enters a cell further ahead of the tail than the head,
+          rel(cell) > rel(head); else 0. While the body lies in cycle order from the tail
+          to the head (it does at the classic start on boards with an even number of rows),
+          a snake that only makes onward moves keeps it so and can neither die nor starve.
+    3-5   left / front / right apple distance: the apple's distance along the cycle from
+          the cell the move enters, ((i(apple) - i(cell)) mod W*H) / (W*H); 1 for a move
+          off the board; 0 for all three if there is no apple.
+    6     length / (W*H).
 """
 
 from __future__ import annotations
@@ -45,14 +59,15 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 
 Cell = tuple[int, int]
 
 #: Observation sets and their number of features.
-OBSERVATIONS: dict[str, int] = {"blog7": 7, "vision": 35}
+OBSERVATIONS: dict[str, int] = {"blog7": 7, "vision": 35, "cycle": 7}
 
 #: Stable integer ids of the sets (the engine's compiled code dispatches on these).
-OBSERVATION_IDS: dict[str, int] = {"blog7": 0, "vision": 1}
+OBSERVATION_IDS: dict[str, int] = {"blog7": 0, "vision": 1, "cycle": 2}
 
 #: The 8 ray directions in the snake's frame as (forward, right) multiples, clockwise.
 RAYS_FR: tuple[tuple[int, int], ...] = ((1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1))
@@ -64,10 +79,51 @@ def n_features(name: str) -> int:
     return OBSERVATIONS[name]
 
 
-def check_observation(name: str) -> None:
-    """Raise ``ValueError`` (one line, listing the choices) for an unknown set."""
+def check_observation(name: str, width: int | None = None, height: int | None = None) -> None:
+    """Raise ``ValueError`` (one line) for an unknown set, or, given the board, for a set
+    that cannot be computed on it (``cycle`` needs an even number of cells)."""
     if name not in OBSERVATIONS:
         raise ValueError(f"unknown snake observation {name!r}; choose from {', '.join(OBSERVATIONS)}")
+    if name == "cycle" and width is not None and height is not None and (width * height) % 2:
+        raise ValueError(f"the cycle observation needs a board with an even number of cells (a Hamiltonian "
+                         f"cycle), got {width} x {height}; use an even side, or another observation")
+
+
+@njit(cache=True)
+def _serpentine(x: int, y: int, width: int, height: int) -> int:
+    """Position of (x, y) on the cycle of a board with an even ``height``: row 0 eastwards,
+    then rows 1..H-1 back and forth over columns 1..W-1 (row 1 westwards), then column 0
+    northwards back to (0, 0)."""
+    if y == 0:
+        return x
+    if x == 0:
+        return width + (height - 1) * (width - 1) + (height - 1 - y)
+    if y % 2 == 1:
+        return width + (y - 1) * (width - 1) + (width - 1 - x)
+    return width + (y - 1) * (width - 1) + (x - 1)
+
+
+@njit(cache=True)
+def _cycle_raw(x: int, y: int, width: int, height: int) -> int:
+    if height % 2 == 0:
+        return _serpentine(x, y, width, height)
+    return _serpentine(y, x, height, width)  # an odd height: the transposed board's cycle
+
+
+@njit(cache=True)
+def cycle_index(x: int, y: int, width: int, height: int) -> int:
+    """Position 0..W*H-1 of cell (x, y) on the board's Hamiltonian cycle (W*H even): cells
+    i and i+1 (mod W*H) are neighbours. The cycle runs in the direction in which the step
+    east from the board's centre (W//2 - 1, H//2) -> (W//2, H//2), the classic start's head,
+    is the shorter way forward (on boards with an even number of rows: one step forward, so
+    the classic start body lies in cycle order). Compiled, so that the engines (CPU and
+    CUDA) and this reference share the one definition; integers only."""
+    n = width * height
+    i = _cycle_raw(x, y, width, height)
+    ahead = _cycle_raw(width // 2, height // 2, width, height) - _cycle_raw(width // 2 - 1, height // 2, width, height)
+    if ahead % n > n // 2:
+        return n - 1 - i
+    return i
 
 
 def _unit(dx: int, dy: int) -> tuple[float, float]:
@@ -86,8 +142,11 @@ def observe(name: str, body: Sequence[Cell], apple: Cell | None, heading: Cell,
     apple = None if apple is None else (int(apple[0]), int(apple[1]))
     if name == "blog7":
         feats = _blog7(body, apple, heading, width, height)
-    else:
+    elif name == "vision":
         feats = _vision(body, apple, heading, width, height)
+    else:
+        check_observation(name, width, height)
+        feats = _cycle(body, apple, heading, width, height)
     return np.array(feats, dtype=np.float32)
 
 
@@ -153,6 +212,35 @@ def _vision(body: list[Cell], apple: Cell | None, heading: Cell, width: int, hei
     feats += [tx * hx + ty * hy, tx * rx + ty * ry]
     feats.append(len(body) / (width * height))
     return feats
+
+
+def _cycle(body: list[Cell], apple: Cell | None, heading: Cell, width: int, height: int) -> list[float]:
+    (x, y), (hx, hy) = body[0], heading
+    rx, ry = -hy, hx
+    n = width * height
+    solid = set(body[1:-1])  # as vision: the tail's cell is free
+    tail = cycle_index(*body[-1], width, height)
+
+    def rel(cx: int, cy: int) -> int:
+        return (cycle_index(cx, cy, width, height) - tail) % n or n
+
+    head = rel(x, y)
+    onward: list[float] = []
+    distance: list[float] = []
+    for dx, dy in ((-rx, -ry), (hx, hy), (rx, ry)):  # left, front, right
+        cx, cy = x + dx, y + dy
+        if not (0 <= cx < width and 0 <= cy < height):
+            onward.append(0.0)
+            distance.append(1.0)
+            continue
+        onward.append(1.0 if (cx, cy) not in solid and rel(cx, cy) > head else 0.0)
+        if apple is None:
+            distance.append(0.0)
+        else:
+            distance.append(((cycle_index(*apple, width, height) - cycle_index(cx, cy, width, height)) % n) / n)
+    if apple is None:
+        distance = [0.0, 0.0, 0.0]
+    return onward + distance + [len(body) / n]
 
 
 def _region(start: Cell, occupied: set[Cell], width: int, height: int) -> set[Cell]:

@@ -18,7 +18,9 @@ class SnakeConfig:
     board: Optional[int] = _f(
         None, "board side in cells (square); default: the rule set's own (classic 10, theailearner 50)", min=5, max=200
     )
-    observation: Literal["blog7", "vision"] = _f("vision", "observation set fed to the network")
+    observation: Literal["blog7", "vision", "cycle"] = _f(
+        "vision", "observation set fed to the network (docs/snake.md; cycle: boards with an even number of cells)"
+    )
     games: int = _f(8, "games per individual per evaluation (fitness = mean score)", min=1, max=10_000)
     engine: Literal["auto", "fused", "batched"] = _f(
         "auto",
@@ -70,6 +72,9 @@ def _snake_defaults(cfg) -> None:
         cfg.snake.board = 50 if cfg.snake.rules == "theailearner" else 10
     if cfg.snake.rules == "theailearner" and cfg.snake.board < 12:
         raise ConfigError(f"snake.board: theailearner starts at (10, 10) and needs a board of >= 12, got {cfg.snake.board}")
+    if cfg.snake.observation == "cycle" and cfg.snake.board % 2:
+        raise ConfigError(f"snake.observation: cycle needs a board with an even number of cells (a Hamiltonian "
+                          f"cycle), got snake.board {cfg.snake.board}; use an even board or another observation")
     if cfg.snake.device == "cuda":
         if cfg.snake.engine == "batched":
             raise ConfigError("snake.device: cuda runs the fused engine, but snake.engine is batched (the CPU "

@@ -78,10 +78,11 @@ def _results(engine: BatchSnake, shape: tuple[int, ...]) -> SnakeResults:
     )
 
 
-def check_population(spec: nn.MLPSpec, weights, observation: str, seeds) -> tuple[np.ndarray, np.ndarray]:
+def check_population(spec: nn.MLPSpec, weights, observation: str, seeds,
+                     rules: Rules | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(weights (P, n_params) float32 C-contiguous, seeds (P, G))`` of a population's games,
-    or ``ValueError`` naming what does not fit (observation size, 3 outputs, shapes)."""
-    check_observation(observation)
+    or ``ValueError`` naming what does not fit (observation size or board, 3 outputs, shapes)."""
+    check_observation(observation, *((rules.width, rules.height) if rules is not None else ()))
     n_obs = OBSERVATIONS[observation]
     if spec.n_inputs != n_obs:
         raise ValueError(f"observation {observation!r} has {n_obs} features but the network takes {spec.n_inputs}")
@@ -170,7 +171,7 @@ def evaluate_weights(spec: nn.MLPSpec, weights: np.ndarray, rules: Rules, observ
 
 def _evaluate_batched(spec: nn.MLPSpec, weights: np.ndarray, rules: Rules, observation: str,
                       seeds: np.ndarray) -> SnakeResults:
-    weights, seeds_arr = check_population(spec, weights, observation, seeds)
+    weights, seeds_arr = check_population(spec, weights, observation, seeds, rules)
     n_obs = OBSERVATIONS[observation]
     n_ind, n_games = seeds_arr.shape
     engine = BatchSnake(rules, as_seeds(seeds_arr))
@@ -216,7 +217,7 @@ def play_policy(rules: Rules, seeds, policy: Policy | str, observation: str = "b
             raise ValueError(f"unknown built-in policy {policy!r}; the only one is 'heuristic'")
         engine.play_heuristic()
         return _results(engine, seeds.shape)
-    check_observation(observation)
+    check_observation(observation, rules.width, rules.height)
     active = np.flatnonzero(~engine.done).astype(np.int64)
     obs = engine.observe(observation, active)
     alive = np.empty(active.size, dtype=np.bool_)
