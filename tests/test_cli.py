@@ -148,3 +148,20 @@ def test_set_without_a_value_says_key_equals_value(tmp_path, capsys):
     assert main(["run", "--set", "ga.population", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["evonet: error: --set ga.population: expected KEY=VALUE, e.g. --set ga.population=64"]
+
+
+def test_a_cycle_agent_on_a_board_without_a_cycle_exits_2(tmp_path, evonet_cmd, subprocess_env):
+    import numpy as np
+
+    from evonet.nn import MLPSpec
+    from evonet.snake import save_agent
+
+    spec = MLPSpec(7, (4,), 3, "tanh", "linear")
+    save_agent(tmp_path / "best", spec, np.zeros(spec.n_params, np.float32), "cycle",
+               {"name": "classic", "width": 10, "height": 10})
+    for verb in (["eval"], ["watch", "--gif", str(tmp_path / "g.gif")]):
+        proc = run(evonet_cmd + [verb[0], str(tmp_path), "--board", "9", *verb[1:]], subprocess_env, timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert lines[0].startswith("evonet: error: --board:") and "even number of cells" in lines[0]
+    assert not (tmp_path / "g.gif").exists()

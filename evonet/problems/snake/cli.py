@@ -98,10 +98,15 @@ def _resolve_rules(agent, rules: str | None, board: int | None):
             board = 50 if name == "theailearner" else 10
     from evonet.envs.snake.rules import make_rules
 
+    from evonet.envs.snake.observations import check_observation
+
     try:
-        return make_rules(name, width=board, height=board)
+        rules = make_rules(name, width=board, height=board)
+        if agent is not None:  # the agent's observation set must exist on this board
+            check_observation(agent.observation, rules.width, rules.height)
     except ValueError as exc:
         raise ConfigError(f"--board: {exc}") from None
+    return rules
 
 
 def cmd_eval(args) -> int:
