@@ -98,7 +98,7 @@ def _check_inputs(build_model, x, y, validation_data) -> None:
 def search(build_model: Callable, x, y, *, validation_data=None, validation_split: float = 0.2,
            epochs: int = 10, batch_size: int = 32, patience: int = 3, population: int = 8, generations: int = 3,
            seed: int = 0, out: str | Path | None = None, algorithm: str = "mu_plus_lambda",
-           objectives: str = "accuracy", final_folds: int = 0, cv_epochs: str = "full",
+           objectives: str = "accuracy", final_folds: int = 0, cv_epochs: str = "full", ensemble: int = 1,
            executor: str = "local", workers: int = 1,
            address: str | None = None, progress: str = "auto", tensorboard: bool = True,
            max_params: int = 1_000_000, stop: dict | None = None, target_fitness: float | None = None,
@@ -118,7 +118,9 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
     (accuracy, parameter count). ``final_folds=K``: the hall of fame is K-fold
     cross-validated to pick the final best, refit for its full schedule, or with
     ``cv_epochs="best"`` for the epoch count of its best pooled fold accuracy (the folds are
-    scored every epoch). ``executor="processes"`` (worker processes of this machine) or
+    scored every epoch). ``ensemble=N``: ``best_model`` (and the exported model) averages the
+    outputs of the best N distinct hall-of-fame genomes, each refit like the best (N <=
+    ``hall_of_fame``). ``executor="processes"`` (worker processes of this machine) or
     ``"ray"`` with ``workers`` (and ``address``). ``stop``: the stop rules (``target_fitness``,
     ``stagnation``, ``max_seconds``, ``max_evaluations``, ``include_final``; ``max_seconds`` counts from the
     call, so probing ``build_model`` and preparing the data are inside it; with
@@ -154,7 +156,7 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
     data = {
         "name": name, "seed": seed, "genome": "hyperparameters",
         "search": {"epochs": epochs, "patience": patience, "max_params": max_params, "objectives": objectives,
-                   "final_folds": final_folds, "cv_epochs": cv_epochs, "backend": backend,
+                   "final_folds": final_folds, "cv_epochs": cv_epochs, "ensemble": ensemble, "backend": backend,
                    "validation": validation_split if validation_data is None else 0.2},
         "ga": ga,
         "executor": {"kind": executor, "workers": workers, "address": address, "chunk": 1},
@@ -171,7 +173,8 @@ def search(build_model: Callable, x, y, *, validation_data=None, validation_spli
     space = discover(build_model, seed=seed, max_probes=max_probes,
                      name=getattr(build_model, "__name__", "build_model"))
     problem = UserModelProblem(space, dataset, budget_of(epochs, patience, max_params), seed, objectives,
-                               final_folds, batch_size, cv_epochs=cfg.search.cv_epochs, backend=cfg.search.backend)
+                               final_folds, batch_size, cv_epochs=cfg.search.cv_epochs, backend=cfg.search.backend,
+                               ensemble=cfg.search.ensemble)
     if cfg.stop.max_seconds is not None:  # the budget counts from the call: probing and data included
         cfg.stop.max_seconds = max(0.001, cfg.stop.max_seconds - (time.perf_counter() - called))
     run_dir, _ = run_experiment(cfg, out, sys.stdout if stream is None else stream, problem=problem)

@@ -537,6 +537,57 @@ def test_search_run_with_cv_epochs_best_refits_the_cross_validated_epoch_count(t
         config.load(ROOT / "experiments" / "digits_search.yaml", ["search.cv_epochs=last"])
 
 
+@pytest.mark.backends
+def test_search_ensemble_exports_the_average_of_the_best_candidates(tmp_path, digits):
+    import io
+
+    from evonet import config
+    from evonet.keras_backend import load_model
+    from evonet.problems.nas.accuracy import accuracy
+    from evonet.runner import run_experiment
+
+    common = ["search.space=dense_classifier", "ga.population=3", "ga.offspring=2", "ga.generations=1",
+              "search.epochs=3", "search.patience=1", "ga.hall_of_fame=3", "search.final_folds=2",
+              "search.cv_epochs=best", "search.include_defaults=true"]
+    runs = {}
+    for n in (1, 2):
+        cfg = config.load(ROOT / "experiments" / "digits_search.yaml", common + [f"search.ensemble={n}"])
+        stream = io.StringIO()
+        run_dir, result = run_experiment(cfg, tmp_path / f"run{n}", stream=stream)
+        runs[n] = (run_dir, json.loads((run_dir / "best" / "summary.json").read_text()), stream.getvalue(), result)
+    _, single, _, _ = runs[1]
+    run_dir, summary, text, result = runs[2]
+    assert "ensemble" not in single
+    ens = summary["ensemble"]
+    members = ens["members"]
+    assert ens["requested"] == 2 and ens["size"] == len(members) == 2 and ens["failed"] == []
+    assert members[0]["hash"] == summary["hash"] == single["hash"] and members[1]["hash"] != members[0]["hash"]
+    assert ens["params"] == sum(m["params"] for m in members) and members[0]["params"] == summary["params"]
+    # the second member is the candidate the cross-validation ranked next
+    ranked = sorted(summary["cross_validation"]["candidates"], key=lambda c: (-c["cv_accuracy"], c["rank"]))
+    assert [m["cv_accuracy"] for m in members] == [c["cv_accuracy"] for c in ranked[:2]]
+    assert "an ensemble of 2" in text and "the best genome alone" in text
+    # the exported model: the mean of its members' outputs; its first member is the single run's model
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_model(run_dir / "best" / "model.keras")
+    assert not [w for w in caught if "Skipping variable loading" in str(w.message)]  # it loads cleanly
+    alone = load_model(runs[1][0] / "best" / "model.keras")
+    x = digits.x_test
+    outs = [model.get_layer(f"member_{k}").predict(x, verbose=0) for k in range(2)]
+    np.testing.assert_allclose(model.predict(x, verbose=0), (outs[0] + outs[1]) / 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outs[0], alone.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert summary["test_accuracy"] == ens["test_accuracy"] == accuracy(model, x, digits.y_test)
+    assert ens["best_genome_test_accuracy"] == single["test_accuracy"]
+    from evonet.report import write_report
+
+    assert "an ensemble of 2 genomes" in write_report(run_dir).read_text()
+    assert model.compiled and model.evaluate(x, digits.y_test, verbose=0, return_dict=True)["accuracy"] == \
+        pytest.approx(summary["test_accuracy"])
+
+
 def test_failed_training_does_not_stop_the_search(tmp_path, digits):
     """A genome whose loss diverges fails with its error; the loop goes on."""
     from evonet import config
@@ -679,6 +730,10 @@ def test_bad_inputs_exit_2_with_one_line_before_training(tmp_path, capsys):
         (["--set", "search.dataset=npz"], "search.data_path: dataset npz needs a path"),
         (["--set", "search.objectives=accuracy+params"], "search.objectives: accuracy+params needs"),
         (["--set", "search.final_folds=1"], "search.final_folds: cross-validation needs at least 2 folds"),
+        (["--set", "search.ensemble=5"], "search.ensemble: 5 members are drawn from the hall of fame, which holds 4"),
+        (["--set", "search.ensemble=0"], "search.ensemble"),
+        (["--set", "search.ensemble=2", "--set", "search.final_folds=0", "--set", "search.fitness=snake",
+          "--set", "search.space=snake_mlp"], "search.ensemble: an ensemble of 2 needs fitness: accuracy"),
         (["--set", "search.fitness=snake", "--set", "search.space=snake_mlp"],
          "search.final_folds: cross-validation needs fitness: accuracy"),
     ):

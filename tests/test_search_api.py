@@ -127,6 +127,18 @@ def test_a_build_function_failing_for_some_genomes_mid_run_is_recorded_and_the_r
     assert cv["folds"] == 2 and cv["examples"] == len(y) + len(yv) and r.best_fitness == cv["accuracy"]
 
 
+def test_ensemble_of_a_users_models_is_the_best_model(tmp_path, digits):
+    x, y, xv, yv = digits
+    r = evonet.search(build_model, x, y, validation_data=(xv, yv), seed=3, out=tmp_path / "r", stream=io.StringIO(),
+                      ensemble=2, hall_of_fame=2, **{**TINY, "epochs": 1, "generations": 0})
+    ens = r.summary["best"]["ensemble"]
+    assert ens["size"] == 2 and ens["members"][0]["hash"] == r.summary["best"]["hash"]
+    model = r.best_model
+    members = [model.get_layer(f"member_{k}").predict(xv, verbose=0) for k in range(2)]
+    np.testing.assert_allclose(model.predict(xv, verbose=0), (members[0] + members[1]) / 2, rtol=1e-5, atol=1e-6)
+    assert model.compiled
+
+
 def test_max_seconds_counts_from_the_call_and_include_final_keeps_the_cross_validation_inside(tmp_path, digits):
     import yaml
 
@@ -150,6 +162,7 @@ def test_max_seconds_counts_from_the_call_and_include_final_keeps_the_cross_vali
     (dict(population=1), "ga.population: must be >= 2, got 1"),
     (dict(executor="slurm"), "executor.kind: unknown value 'slurm'"),
     (dict(crossover_pb=0.3), "ga.crossover_pb: unknown key"),
+    (dict(ensemble=3, hall_of_fame=2), "search.ensemble: 3 members are drawn from the hall of fame, which holds 2"),
 ])
 def test_bad_arguments_are_one_line_config_errors_before_any_training(tmp_path, kwargs, fragment):
     args = dict(build_model=build_model, x=np.zeros((20, 8, 8), np.float32), y=np.arange(20) % 10)

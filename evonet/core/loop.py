@@ -41,6 +41,9 @@ class RunResult:
     best_fitness: float
     best_games: int
     candidates: list[dict] = field(default_factory=list)
+    #: the genome of each ``candidates`` entry, in the same order (an ensemble of the best
+    #: candidates is built from them: architecture search's ``search.ensemble``)
+    candidate_genomes: list[np.ndarray] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
     stop: dict | None = None
     evaluations: int = 0
@@ -267,6 +270,7 @@ def final_choice(strategy, problem, executor, chunk: int, final_games: int, stat
         best_fitness=float(final[best].fitness),
         best_games=int(final[best].weight),
         candidates=candidates,
+        candidate_genomes=list(genomes),
         failures=state.failures,
         stop=stop.to_dict(),
         evaluations=state.evaluations,

@@ -52,6 +52,13 @@ class SearchConfig:
         "best = the held-out fold is scored after every epoch, the epoch count of the best pooled accuracy is "
         "the genome's cross-validation score and the refit's epochs",
     )
+    ensemble: int = _f(
+        1,
+        "the exported model averages the outputs of the best N distinct hall-of-fame genomes (ranked as the "
+        "final choice ranks them: by cross-validation with final_folds, else by validation accuracy), each refit "
+        "on train + validation as the best one is; 1: the best genome alone",
+        min=1, max=20,
+    )
     include_defaults: bool = _f(
         False, "the search space's default point is one genome of the first generation (the others are random)"
     )
@@ -84,6 +91,12 @@ def _check_search(cfg) -> None:
         raise ConfigError(f"search.space: snake fitness needs an mlp space, {cfg.search.space} is {space.model}")
     if cfg.search.final_folds == 1:
         raise ConfigError("search.final_folds: cross-validation needs at least 2 folds (0: off), got 1")
+    if cfg.search.ensemble > 1 and cfg.search.fitness != "accuracy":
+        raise ConfigError(f"search.ensemble: an ensemble of {cfg.search.ensemble} needs fitness: accuracy (snake "
+                          "fitness exports one agent)")
+    if cfg.search.ensemble > cfg.ga.hall_of_fame:
+        raise ConfigError(f"search.ensemble: {cfg.search.ensemble} members are drawn from the hall of fame, which "
+                          f"holds {cfg.ga.hall_of_fame} (ga.hall_of_fame); raise it or lower the ensemble")
     if cfg.search.final_folds and cfg.search.fitness != "accuracy":
         raise ConfigError("search.final_folds: cross-validation needs fitness: accuracy (snake fitness re-plays "
                           "its own games)")

@@ -189,11 +189,14 @@ class HyperparamProblem(Problem):
     #: the Keras backend the trainings run on (a problem pickled before this field: None, the
     #: workers' own ``KERAS_BACKEND``)
     backend: str | None = None
+    #: ``search.ensemble`` (a problem pickled before this field: 1, the best genome alone)
+    ensemble: int = 1
 
     def __init__(self, space: SearchSpace, data: DataRef | None, budget: TrainBudget, run_seed: int = 0,
                  objectives: str = "accuracy", snake: SnakeFitness | None = None, eval_games: int = 1000,
                  baseline: dict | None = None, dataset=None, final_folds: int = 0,
-                 include_defaults: bool = False, cv_epochs: str = "full", backend: str | None = None):
+                 include_defaults: bool = False, cv_epochs: str = "full", backend: str | None = None,
+                 ensemble: int = 1):
         from evonet.keras_backend import check_backend, use_backend
 
         self.backend = use_backend(check_backend(backend, "search.backend"))  # before any Keras import
@@ -216,6 +219,11 @@ class HyperparamProblem(Problem):
             raise ConfigError(f"search.cv_epochs: expected full or best, got {cv_epochs!r}")
         self.cv_epochs = cv_epochs  # best: the folds also cross-validate the epoch count
         self.include_defaults = bool(include_defaults)  # the space's default point starts the search
+        if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)) or ensemble < 1:
+            from evonet.core.errors import ConfigError
+
+            raise ConfigError(f"search.ensemble: expected a number of members >= 1, got {ensemble!r}")
+        self.ensemble = int(ensemble)  # the exported model averages the best N candidates (1: the best alone)
         self.cv: dict[str, EvalResult] = {}  # cross-validation results of the final choice, by hash
         self.cache: dict[str, EvalResult] = {}
         self.genomes_by_hash: dict[str, dict] = {}
@@ -254,7 +262,7 @@ class HyperparamProblem(Problem):
         dataset = load_dataset(ref)  # bad files fail here, before any training
         return cls(space, ref, budget, cfg.seed, s.objectives, None, cfg.eval_games, baseline, dataset,
                    final_folds=s.final_folds, include_defaults=s.include_defaults, cv_epochs=s.cv_epochs,
-                   backend=s.backend)
+                   backend=s.backend, ensemble=s.ensemble)
 
     @property
     def model_kind(self):
@@ -665,16 +673,28 @@ class HyperparamProblem(Problem):
             return {"error": refit.error}
         path = store.file("best/model.keras")
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_model(model, path)  # loads and predicts under every Keras backend
-        self.final_model = model
-        # the only use of the test split (none for a user's arrays: they keep their own)
-        test_acc = accuracy(model, d.x_test, d.y_test) if len(d.y_test) else None
+        exported, ens = model, None
+        if self.ensemble > 1:  # search.ensemble: the best N candidates, averaged
+            best_entry = {"hash": h, "genome": canon, "params": int(refit.metrics["params"]),
+                          "refit_epochs": int(refit.metrics["epochs"]), "validation_accuracy": val.fitness,
+                          "cv_accuracy": None if cv is None else cv.fitness}
+            exported, ens = self._ensemble(model, best_entry, result, stream)
+        save_model(exported, path)  # loads and predicts under every Keras backend
+        self.final_model = exported
+        # the only use of the test split (none for a user's arrays: they keep their own); with an
+        # ensemble the best genome alone is scored too, for comparison (neither score chooses anything)
+        test_acc = accuracy(exported, d.x_test, d.y_test) if len(d.y_test) else None
+        if ens is not None:
+            ens["test_accuracy"] = test_acc
+            ens["best_genome_test_accuracy"] = accuracy(model, d.x_test, d.y_test) if len(d.y_test) else None
         out = {"dataset": d.describe(), "params": int(refit.metrics["params"]), "epochs": int(val.metrics["epochs"]),
                "best_epoch": int(val.metrics["best_epoch"]), "val_accuracy": val.fitness,
                "refit": {"epochs": int(refit.metrics["epochs"]), "train_examples": int(refit.metrics["train_examples"]),
                          "seconds": round(refit.seconds, 2)},
                "test_accuracy": test_acc, "model": "best/model.keras",
                "input": {"shape": [None, *d.input_shape], "dtype": "float32", "raw_scale": d.scale}}
+        if ens is not None:
+            out["ensemble"] = ens
         cv_line = ""
         refit_why = ("the epochs of its best cross-validation accuracy" if epochs is not None
                      else "its full schedule" if cv is not None else "its best epoch")
@@ -695,6 +715,12 @@ class HyperparamProblem(Problem):
                       f"{out['refit']['epochs']} epochs ({refit_why})"
                       + (f"; test accuracy {test_acc:.4f} on {len(d.y_test)} test images\n" if test_acc is not None
                          else "; no test split\n"))
+        if ens is not None:
+            others = ", ".join(m["hash"] for m in ens["members"][1:])
+            alone = ens["best_genome_test_accuracy"]
+            refit_line += (f"  exported: an ensemble of {ens['size']} (the best and {others}), {ens['params']} parameters"
+                           + (f"; test accuracy {test_acc:.4f} (the best genome alone: {alone:.4f})\n"
+                              if test_acc is not None else "\n"))
         stream.write(
             f"best genome {h}: {json.dumps(canon)}\n"
             f"  {out['params']} parameters, best epoch {out['best_epoch']} of {out['epochs']}; "
@@ -705,6 +731,71 @@ class HyperparamProblem(Problem):
             f"best genome {h}: {json.dumps(canon)}\n" + refit_line + f"  model: {path}\n"
         )
         return out
+
+    def _ensemble(self, best_model, best_entry: dict, result, stream) -> tuple[Any, dict]:
+        """``search.ensemble`` N: the best model and the next N - 1 distinct candidates of the
+        final choice (by its score: cross-validation accuracy with ``final_folds``, else the
+        search's validation accuracy; failed ones are skipped), each refit on training +
+        validation data as the best is (for its cross-validated epochs, its full schedule or
+        its best epoch), combined into one Keras model that averages their outputs. Returns
+        ``(model, info)``; a member whose refit fails is left out and named in ``info["failed"]``.
+        The test split is not touched."""
+        from evonet.core.strategy import WORST
+        from evonet.problems.nas.accuracy import train_and_refit
+        from evonet.tf_utils import import_keras
+
+        d = self.dataset
+        order = sorted(range(len(result.candidates)),
+                       key=lambda i: (-result.candidates[i]["final_fitness"], result.candidates[i]["rank"]))
+        seen, picked = {best_entry["hash"]}, []
+        for i in order:
+            if len(picked) + 1 >= self.ensemble:
+                break
+            if result.candidates[i]["final_fitness"] <= WORST / 2 or i >= len(result.candidate_genomes):
+                continue  # a failed candidate
+            canon = self.space.canonical(np.asarray(result.candidate_genomes[i], dtype=np.float64))
+            mh = self.space.genome_hash(canon)
+            if mh not in seen:
+                seen.add(mh)
+                picked.append((i, canon, mh))
+        members, entries, failed = [best_model], [best_entry], []
+        for i, canon, mh in picked:
+            cv = self.cv.get(mh)
+            if cv is not None and cv.error is not None:
+                cv = None
+            epochs = int(cv.metrics["cv_best_epoch"]) if cv is not None and "cv_best_epoch" in cv.metrics else None
+            searched = self.cache.get(mh)
+            if searched is None and self.largest_budget(mh):
+                searched = self.cache[self.largest_budget(mh)]
+            val, refit, model = train_and_refit(canon, self.model_kind, d, self.budget, self.seed_of(mh),
+                                                searched=searched, full_schedule=cv is not None, epochs=epochs)
+            if model is None:
+                failed.append({"hash": mh, "error": refit.error})
+                stream.write(f"ensemble member {mh} could not be retrained: {refit.error}\n")
+                continue
+            members.append(model)
+            entries.append({"hash": mh, "genome": canon, "params": int(refit.metrics["params"]),
+                            "refit_epochs": int(refit.metrics["epochs"]), "validation_accuracy": val.fitness,
+                            "cv_accuracy": None if cv is None else cv.fitness})
+        keras = import_keras()
+        try:
+            spec = best_model.inputs[0]
+            shape, dtype = tuple(spec.shape[1:]), spec.dtype
+        except (AttributeError, IndexError, TypeError, ValueError):  # a model without a symbolic input
+            shape, dtype = tuple(d.input_shape), "float32"
+        inp = keras.Input(shape=shape, dtype=dtype, name="ensemble_input")
+        for k, m in enumerate(members):
+            m.name = f"member_{k}"  # names are unique within the ensemble (Keras serializes by name)
+        outputs = [m(inp) for m in members]
+        out = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="average")(outputs)
+        model = keras.Model(inp, out, name=f"ensemble_of_{len(members)}")
+        if getattr(best_model, "loss", None) is not None:  # compiled as the members are: evaluate() works
+            # plain SGD, built: the saved optimizer state is what a load builds (no slot variables)
+            model.compile(optimizer="sgd", loss=best_model.loss, metrics=["accuracy"])
+            model.optimizer.build(model.trainable_variables)
+        info = {"requested": self.ensemble, "size": len(members), "params": int(sum(e["params"] for e in entries)),
+                "members": entries, "failed": failed}
+        return model, info
 
     def _finalize_snake(self, store, canon, h, stream) -> dict:
         from evonet.core import seeding

@@ -19,6 +19,11 @@ def report_section(run_dir: Path, summary: dict) -> list[str]:
                 "cache_hits", "evaluations"):
         if best.get(key) is not None:
             lines.append(f"| {key} | {_num(best[key])} |")
+    ens = best.get("ensemble")
+    if isinstance(ens, dict):  # search.ensemble: the exported model averages several genomes
+        lines.append(f"| exported model | an ensemble of {ens.get('size')} genomes, {_num(ens.get('params'))} parameters |")
+        if ens.get("best_genome_test_accuracy") is not None:
+            lines.append(f"| best genome alone: test_accuracy | {_num(ens['best_genome_test_accuracy'])} |")
     ev = summary.get("eval")
     if isinstance(ev, dict):  # snake fitness: the trained network's games
         lines += [""] + evaluation_table("Its games on evaluation seeds", ev, None,

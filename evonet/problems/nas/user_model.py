@@ -29,9 +29,9 @@ class UserModelProblem(HyperparamProblem):
 
     def __init__(self, space: UserSearchSpace, dataset, budget: TrainBudget, run_seed: int = 0,
                  objectives: str = "accuracy", final_folds: int = 0, batch_size: int = 32,
-                 cv_epochs: str = "full", backend: str | None = None):
+                 cv_epochs: str = "full", backend: str | None = None, ensemble: int = 1):
         super().__init__(space, None, budget, run_seed, objectives, dataset=dataset, final_folds=final_folds,
-                         cv_epochs=cv_epochs, backend=backend)
+                         cv_epochs=cv_epochs, backend=backend, ensemble=ensemble)
         self.data = dataset  # tasks carry the shared handle (share_data); this only if never shared
         self.batch_size = int(batch_size)
         self._model = UserModel(space.builder, tuple(space.genes), self.batch_size)
