@@ -16,3 +16,4 @@ def test_bench_snake_json(evonet_cmd, subprocess_env):
         assert result[key] > 0
     assert result["ratio"] == result["vectorized_steps_per_s"] / result["seed_style_steps_per_s"]
     assert result["rules"] == "classic 10x10" and result["population"] == 32
+    assert result["machine"]["cpus"] >= 1 and result["machine"]["cpu"] and len(result["machine"]["date"]) == 10

@@ -53,6 +53,7 @@ def test_a_tiny_budget_run_gives_the_json_the_table_and_the_plot(tmp_path, capsy
     out = json.loads(capsys.readouterr().out)
     assert out["budget_s"] == 25 and out["dataset"] == "digits" and out["seeds"] == [0]
     assert set(out["methods"]) == set(methods.split(","))
+    assert out["machine"]["cpus"] >= 1 and out["machine"]["cpu"]  # the figures compare within one machine
     for name, r in out["methods"].items():
         assert set(r) >= {"test_accuracy", "median_test_accuracy", "median_val_accuracy", "trainings",
                           "epochs_trained", "utilization"}

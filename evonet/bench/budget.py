@@ -563,7 +563,10 @@ def bench_budget(budget_s: float, seeds: list[int], dataset: str, methods: list[
     if failures:  # the finished ones stay in out; a rerun of the same command keeps them
         raise RunFailed(f"bench search: {len(failures)} of {len(jobs)} runs failed ({'; '.join(failures)}); "
                         f"the others are kept in {out}: the same command runs only what is missing")
-    result = {"budget_s": budget_s, "dataset": dataset, "epochs": epochs, "seeds": seeds, "methods": {}}
+    from evonet.bench import machine
+
+    result = {"budget_s": budget_s, "dataset": dataset, "epochs": epochs, "seeds": seeds, "machine": machine(),
+              "methods": {}}
     for m in methods:
         mine = sorted((r for r in rows if r["method"] == m), key=lambda r: r["seed"])
         result["methods"][m] = {

@@ -184,7 +184,10 @@ def bench_snake(seconds_seed_style: float = 3.0, population: int = 256, games: i
                                    engine="batched")
     rss_before_keras = _peak_rss_mb()
     seed_style = _seed_style(weights[0], rules, seconds_seed_style, min_seed_style_steps, keras_call)
+    from evonet.bench import machine
+
     return {
+        "machine": machine(),
         "rules": rules.describe(),
         "network": "7-9-15-3 tanh, blog7",
         "population": population,
