@@ -567,6 +567,8 @@ def test_search_ensemble_exports_the_average_of_the_best_candidates(tmp_path, di
     ranked = sorted(summary["cross_validation"]["candidates"], key=lambda c: (-c["cv_accuracy"], c["rank"]))
     assert [m["cv_accuracy"] for m in members] == [c["cv_accuracy"] for c in ranked[:2]]
     assert "an ensemble of 2" in text and "the best genome alone" in text
+    alone = summary["ensemble"]["best_genome_test_accuracy"]
+    assert f"test accuracy {alone:.4f} on 360 test images" in text  # the refit line: the best genome's own model
     # the exported model: the mean of its members' outputs; its first member is the single run's model
     import warnings
 

@@ -711,13 +711,13 @@ class HyperparamProblem(Problem):
             cv_line = (f"  chosen by {self.final_folds}-fold cross-validation among {len(result.candidates)} hall-of-fame "
                        f"genomes: accuracy {cv.fitness:.4f} on {out['cross_validation']['examples']} training + "
                        f"validation images ({self.cv_trainings} trainings)\n")
+        alone = test_acc if ens is None else ens["best_genome_test_accuracy"]  # this genome's own model
         refit_line = (f"  refit on {out['refit']['train_examples']} training + validation images for "
                       f"{out['refit']['epochs']} epochs ({refit_why})"
-                      + (f"; test accuracy {test_acc:.4f} on {len(d.y_test)} test images\n" if test_acc is not None
+                      + (f"; test accuracy {alone:.4f} on {len(d.y_test)} test images\n" if alone is not None
                          else "; no test split\n"))
         if ens is not None:
             others = ", ".join(m["hash"] for m in ens["members"][1:])
-            alone = ens["best_genome_test_accuracy"]
             refit_line += (f"  exported: an ensemble of {ens['size']} (the best and {others}), {ens['params']} parameters"
                            + (f"; test accuracy {test_acc:.4f} (the best genome alone: {alone:.4f})\n"
                               if test_acc is not None else "\n"))
