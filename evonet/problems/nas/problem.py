@@ -624,9 +624,7 @@ class HyperparamProblem(Problem):
         the Pareto front (``best/pareto.json``, ``best/pareto.png``) and ``evaluations.jsonl``."""
         canon = self.space.canonical(np.asarray(result.best_genome, dtype=np.float64))
         h = self.space.genome_hash(canon)
-        searched = self.cache.get(h)
-        if searched is None and self.largest_budget(h):  # a multi-fidelity search: its largest budget
-            searched = self.cache[self.largest_budget(h)]
+        searched = self._searched(h)
         for row in self.archive():
             store.append_jsonl("evaluations.jsonl", row)
         front = self.pareto_front()
@@ -657,17 +655,10 @@ class HyperparamProblem(Problem):
         the best epoch of its search training, or, when cross-validation chose it, for the
         full schedule that the folds measured), then scored once on the test split."""
         from evonet.keras_backend import save_model
-        from evonet.problems.nas.accuracy import accuracy, train_and_refit
+        from evonet.problems.nas.accuracy import accuracy
 
         d = self.dataset
-        cv = self.cv.get(h)
-        if cv is not None and cv.error is not None:
-            cv = None
-        epochs = None
-        if cv is not None and "cv_best_epoch" in cv.metrics:  # search.cv_epochs: best
-            epochs = int(cv.metrics["cv_best_epoch"])
-        val, refit, model = train_and_refit(canon, self.model_kind, d, self.budget, self.seed_of(h),
-                                            searched=searched, full_schedule=cv is not None, epochs=epochs)
+        cv, epochs, val, refit, model = self._refit(canon, h, searched)
         if model is None:
             stream.write(f"best genome could not be retrained: {refit.error}\n")
             return {"error": refit.error}
@@ -732,6 +723,31 @@ class HyperparamProblem(Problem):
         )
         return out
 
+    def _searched(self, h: str) -> EvalResult | None:
+        """The search's result of genome ``h`` (a multi-fidelity search: at its largest budget)."""
+        searched = self.cache.get(h)
+        if searched is None and self.largest_budget(h):
+            searched = self.cache[self.largest_budget(h)]
+        return searched
+
+    def _refit(self, canon: dict, h: str, searched: EvalResult | None):
+        """Genome ``h`` refit on training + validation data as a final choice is: for the epoch
+        count its cross-validation picked (``search.cv_epochs: best``), else for its full
+        schedule when it was cross-validated, else for its best search epoch. Returns
+        ``(cv, epochs, val, refit, model)``: its usable cross-validation result (or None), the
+        cross-validated epoch count (or None) and :func:`train_and_refit`'s three values."""
+        from evonet.problems.nas.accuracy import train_and_refit
+
+        cv = self.cv.get(h)
+        if cv is not None and cv.error is not None:
+            cv = None
+        epochs = None
+        if cv is not None and "cv_best_epoch" in cv.metrics:  # search.cv_epochs: best
+            epochs = int(cv.metrics["cv_best_epoch"])
+        val, refit, model = train_and_refit(canon, self.model_kind, self.dataset, self.budget, self.seed_of(h),
+                                            searched=searched, full_schedule=cv is not None, epochs=epochs)
+        return cv, epochs, val, refit, model
+
     def _ensemble(self, best_model, best_entry: dict, result, stream) -> tuple[Any, dict]:
         """``search.ensemble`` N: the best model and the next N - 1 distinct candidates of the
         final choice (by its score: cross-validation accuracy with ``final_folds``, else the
@@ -741,7 +757,6 @@ class HyperparamProblem(Problem):
         ``(model, info)``; a member whose refit fails is left out and named in ``info["failed"]``.
         The test split is not touched."""
         from evonet.core.strategy import WORST
-        from evonet.problems.nas.accuracy import train_and_refit
         from evonet.tf_utils import import_keras
 
         d = self.dataset
@@ -757,18 +772,10 @@ class HyperparamProblem(Problem):
             mh = self.space.genome_hash(canon)
             if mh not in seen:
                 seen.add(mh)
-                picked.append((i, canon, mh))
+                picked.append((canon, mh))
         members, entries, failed = [best_model], [best_entry], []
-        for i, canon, mh in picked:
-            cv = self.cv.get(mh)
-            if cv is not None and cv.error is not None:
-                cv = None
-            epochs = int(cv.metrics["cv_best_epoch"]) if cv is not None and "cv_best_epoch" in cv.metrics else None
-            searched = self.cache.get(mh)
-            if searched is None and self.largest_budget(mh):
-                searched = self.cache[self.largest_budget(mh)]
-            val, refit, model = train_and_refit(canon, self.model_kind, d, self.budget, self.seed_of(mh),
-                                                searched=searched, full_schedule=cv is not None, epochs=epochs)
+        for canon, mh in picked:
+            cv, _, val, refit, model = self._refit(canon, mh, self._searched(mh))
             if model is None:
                 failed.append({"hash": mh, "error": refit.error})
                 stream.write(f"ensemble member {mh} could not be retrained: {refit.error}\n")
