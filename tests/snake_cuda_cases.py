@@ -28,6 +28,7 @@ NETWORKS = [
     ("vision", (8,), "leaky_relu", "relu"),
     ("blog7", (), "linear", "linear"),
     ("cycle", (8,), "tanh", "linear"),
+    ("lookahead", (8,), "tanh", "linear"),
 ]
 
 

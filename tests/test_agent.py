@@ -328,3 +328,27 @@ def test_agent_plays_the_evaluated_games_move_for_move(tmp_path):
         while not game.done:
             game.step(agent.act(game.body, game.apple, game.heading, rules.width, rules.height))
         assert (game.score, game.steps, game.won) == (res.scores[0, g], res.steps[0, g], res.won[0, g])
+
+
+def test_a_lookahead_agent_observes_under_its_own_rule_set(tmp_path):
+    """`lookahead` depends on the rule set: an agent saved for theailearner observes under
+    theailearner's rules, so its games move for move are the ones the fused engine plays."""
+    from evonet.envs.snake import fused
+    from tests.test_observations import lookahead_rule_weights
+
+    spec = MLPSpec(5, (), 3)
+    weights = lookahead_rule_weights()
+    save_agent(tmp_path / "best", spec, weights, "lookahead", {"name": "theailearner", "width": 20, "height": 20})
+    agent = load_agent(tmp_path / "best")
+    rules = make_rules("theailearner", 20, 20)
+    seeds = np.arange(3, dtype=np.uint64)
+    res = fused.play_mlp(spec, weights[None], rules, "lookahead", seeds[None])
+    differs = 0
+    for g, seed in enumerate(seeds):
+        game = SnakeGame(rules, int(seed))
+        while not game.done:
+            x = agent.observe(game.body, game.apple, game.heading, rules.width, rules.height)
+            differs += not np.array_equal(x, observe("lookahead", game.body, game.apple, game.heading, 20, 20))
+            game.step(agent.act(game.body, game.apple, game.heading, rules.width, rules.height))
+        assert (game.score, game.steps) == (res.scores[0, g], res.steps[0, g])
+    assert res.steps.sum() > 1000 and differs > 0  # long games, some states the classic rules see otherwise

@@ -21,7 +21,7 @@ def assert_same_observations(eng: BatchSnake, refs, games, where=""):
         rows = eng.observe(name, games)
         for row, i in zip(rows, games, strict=True):
             g = refs[i]
-            expected = observe(name, g.body, g.apple, g.heading, w, h)
+            expected = observe(name, g.body, g.apple, g.heading, w, h, rules=eng.rules.name)
             np.testing.assert_array_equal(row, expected, err_msg=f"{name} game {i} {where}")
 
 

@@ -19,7 +19,7 @@ from evonet.envs.snake.reference import SnakeGame
 from evonet.envs.snake.rules import Rules, make_rules
 
 RULE_SETS = ("classic", "theailearner")
-OBS_SETS = ("blog7", "vision", "cycle")
+OBS_SETS = ("blog7", "vision", "cycle", "lookahead")
 
 
 def greedy(body, apple, heading, width, height) -> int:
@@ -94,6 +94,8 @@ def test_observation_bounds():
     # theailearner on a small board: apples on the body let the snake outgrow the board
     _, high = observation_bounds("vision", make_rules("theailearner", 11, 11))
     assert high[34] == pytest.approx((3 + 2000) / 121)
+    low, high = observation_bounds("lookahead", make_rules("theailearner"))
+    assert low.tolist() == [0, 0, 0, -1, -1] and high.tolist() == [1] * 5
 
 
 def _rollout(env: SnakeEnv, seed: int, policy, max_steps: int = 3000):
@@ -151,7 +153,7 @@ def test_trajectory_equals_the_reference_game(rules, observation, seed):
     r = env.rules
 
     def expected_obs():
-        return observe(observation, game.body, game.apple, game.heading, r.width, r.height)
+        return observe(observation, game.body, game.apple, game.heading, r.width, r.height, rules=r.name)
 
     obs, info = traj[0]
     assert np.array_equal(obs, expected_obs()) and obs in env.observation_space

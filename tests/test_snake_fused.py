@@ -25,6 +25,7 @@ SPECS = [
     (nn.MLPSpec(7, (8,), 3, activation="leaky_relu", output_activation="relu"), "blog7"),
     (nn.MLPSpec(7, (), 3), "blog7"),
     (nn.MLPSpec(7, (8,), 3, activation="tanh"), "cycle"),
+    (nn.MLPSpec(5, (8,), 3, activation="tanh"), "lookahead"),
 ]
 
 

@@ -197,7 +197,7 @@ def _make_kernel(kind: int, classic: bool, width: int, height: int, max_steps: i
     every size is a compile-time constant of the kernel."""
     n_cols = _e.N_COLUMNS
     padded = (width + 2) * (height + 2)
-    scratch = padded if kind == 1 else 1  # vision's flood fill
+    scratch = padded if kind == 1 else (4 * _e.LOOKAHEAD_DEPTH if kind == 3 else 1)  # vision's fill, lookahead's moves
     n0 = len(start_cells)
     n_in = sizes[0]
     n_out = sizes[-1]

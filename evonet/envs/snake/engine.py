@@ -37,7 +37,7 @@ from numba import njit
 
 from .arith import rn_add, rn_mul
 from .heuristic import heuristic_decision
-from .observations import OBSERVATION_IDS, OBSERVATIONS, check_observation, cycle_index
+from .observations import LOOKAHEAD_DEPTH, OBSERVATION_IDS, OBSERVATIONS, check_observation, cycle_index
 from .reference import DEATHS, SnakeState
 from .rng import GOLDEN_GAMMA, MIX1, MIX2, as_seeds
 from .rules import Rules
@@ -527,6 +527,122 @@ def _observe_cycle(g, width, height, state, body, grid, out, row):
     out[row, 6] = state[g, LEN] / (width * height)
 
 
+@njit(cache=True, inline="always")
+def _segment(g, r, state, body, stack):
+    """The cell of segment r, counted from the tail, of `lookahead`'s simulated body: the
+    game's segments (tail first) and then the heads of the moves on `stack`."""
+    length = np.int64(state[g, LEN])
+    if r < length:
+        slot = np.int64(state[g, TAIL]) + r
+        cap = body.shape[1]
+        if slot >= cap:
+            slot -= cap
+        return np.int64(body[g, slot])
+    return np.int64(stack[4 * (r - length) + 1])
+
+
+@njit(cache=True)
+def _reach(g, classic, width, first, state, body, grid, stack):
+    """`lookahead`'s search for game g: 1 + the most further moves (LOOKAHEAD_DEPTH in all)
+    the snake survives after the move `first` (0 left, 1 front, 2 right), 0 if that move is
+    fatal. A depth-first search without recursion: the moves applied so far live on `stack`
+    (4 entries a level: direction, head cell, ate, the next action to try) and in `grid`,
+    which is restored before returning."""
+    stride = width + 2
+    depth = 0  # moves applied
+    best = 0
+    removed = 0  # tail segments left in the simulation
+    eaten = False
+    apple = np.int64(state[g, ACELL])
+    d = (state[g, DIR] + first + 3) & 3  # the move to try next; -1: none
+    while True:
+        if d >= 0:
+            delta = 1 if d == 0 else (stride if d == 1 else (-1 if d == 2 else -stride))
+            prev = np.int64(state[g, HCELL]) if depth == 0 else np.int64(stack[4 * (depth - 1) + 1])
+            new = prev + delta
+            v = grid[g, new]
+            ok = (v & WALL) == 0
+            eats = False
+            t = np.int64(0)
+            if ok:
+                eats = not eaten and new == apple
+                t = _segment(g, removed, state, body, stack)
+                if classic and v != 0 and (eats or new != t):
+                    ok = False
+            if ok:
+                grid[g, new] += 1
+                if not eats:
+                    grid[g, t] -= 1
+                if not classic:
+                    a = grid[g, new + delta]
+                    if a != 0 and (a & WALL) == 0:
+                        ok = False
+                        grid[g, new] -= 1
+                        if not eats:
+                            grid[g, t] += 1
+            if ok:
+                if eats:
+                    eaten = True
+                else:
+                    removed += 1
+                base = 4 * depth
+                stack[base] = d
+                stack[base + 1] = new
+                stack[base + 2] = 1 if eats else 0
+                stack[base + 3] = 0
+                depth += 1
+                if depth > best:
+                    best = depth
+                if best == LOOKAHEAD_DEPTH:
+                    break
+            d = -1
+            if depth == 0:
+                break  # the first move is fatal
+        top = 4 * (depth - 1)
+        tried = stack[top + 3]
+        if tried < 3:  # front, left, right from the head at this depth
+            stack[top + 3] = tried + 1
+            d = (np.int64(stack[top]) + (1 if tried == 0 else (0 if tried == 1 else 2)) + 3) & 3
+            continue
+        # every move from here tried: undo the last one
+        grid[g, np.int64(stack[top + 1])] -= 1
+        if stack[top + 2]:
+            eaten = False
+        else:
+            removed -= 1
+            grid[g, _segment(g, removed, state, body, stack)] += 1
+        depth -= 1
+        if depth == 0:
+            break
+    while depth > 0:  # undo the moves still applied
+        top = 4 * (depth - 1)
+        grid[g, np.int64(stack[top + 1])] -= 1
+        if stack[top + 2]:
+            eaten = False
+        else:
+            removed -= 1
+            grid[g, _segment(g, removed, state, body, stack)] += 1
+        depth -= 1
+    return best
+
+
+@njit(cache=True, inline="always")
+def _observe_lookahead(g, classic, width, state, body, grid, out, row, stack):
+    """Write game g's `lookahead` features to out[row] (:mod:`.observations`)."""
+    for k in range(3):
+        out[row, k] = _reach(g, classic, width, k, state, body, grid, stack) / LOOKAHEAD_DEPTH
+    if state[g, ACELL] < 0:
+        out[row, 3] = 0.0
+        out[row, 4] = 0.0
+    else:
+        d = state[g, DIR]
+        hx = _DX[d]
+        hy = _DY[d]
+        ux, uy = _unit(float(state[g, AX] - state[g, HX]), float(state[g, AY] - state[g, HY]))
+        out[row, 3] = rn_add(rn_mul(ux, hx), rn_mul(uy, hy))
+        out[row, 4] = rn_add(rn_mul(ux, -hy), rn_mul(uy, hx))
+
+
 @njit(cache=True)
 def _observe_range(kind, games, lo, hi, classic, width, height, state, body, grid, out, mark, stack, base):
     """Observe the live games among games[lo:hi] into out[lo:hi]; returns (any live, base)."""
@@ -557,14 +673,16 @@ def _observe_range(kind, games, lo, hi, classic, width, height, state, body, gri
         elif kind == 1:
             base += 4
             _observe_vision(g, classic, width, height, state, body, grid, out, j, mark, stack, base)
-        else:
+        elif kind == 2:
             _observe_cycle(g, width, height, state, body, grid, out, j)
+        else:
+            _observe_lookahead(g, classic, width, state, body, grid, out, j, stack)
     return any_alive, base
 
 
 @njit(cache=True)
 def _scratch(kind, n_padded):
-    n = n_padded if kind == 1 else 1  # vision's flood fill
+    n = n_padded if kind == 1 else (4 * LOOKAHEAD_DEPTH if kind == 3 else 1)  # vision's fill, lookahead's moves
     return np.zeros(n, dtype=np.int64), np.empty(n, dtype=np.int64)
 
 

@@ -71,6 +71,8 @@ def observation_bounds(observation: str, rules: Rules) -> tuple[np.ndarray, np.n
         if not rules.classic:
             assert rules.max_steps is not None  # theailearner always has a step limit
             high[-1] = max(1.0, (rules.start_length + rules.max_steps) / rules.n_cells)
+    elif observation == "lookahead":
+        low[3:5] = -1.0  # the apple's direction in the snake's frame
     else:  # pragma: no cover - a new observation set needs its bounds written here
         raise NotImplementedError(f"no observation bounds for {observation!r}")
     return low.astype(np.float32), high.astype(np.float32)
@@ -199,7 +201,8 @@ class SnakeEnv(gym.Env[np.ndarray, np.int64]):
 
     def _obs(self) -> np.ndarray:
         g = self.game
-        obs = observe(self.observation, g.body, g.apple, g.heading, self.rules.width, self.rules.height)
+        obs = observe(self.observation, g.body, g.apple, g.heading, self.rules.width, self.rules.height,
+                      rules=self.rules.name)
         return np.array(obs, dtype=np.float32, copy=True)
 
     def _info(self) -> dict[str, Any]:

@@ -51,6 +51,19 @@ cell counting as ``W*H``.
           the cell the move enters, ((i(apple) - i(cell)) mod W*H) / (W*H); 1 for a move
           off the board; 0 for all three if there is no apple.
     6     length / (W*H).
+
+``lookahead`` (5 features), in the snake's own frame, under the game's own rule set (the
+only set that depends on it: ``observe(..., rules=)``).
+    0-2   left / front / right reach: how many moves in a row, at most
+          :data:`LOOKAHEAD_DEPTH`, the snake can survive starting with that move, divided
+          by :data:`LOOKAHEAD_DEPTH`; 0 if the move itself is fatal. The search plays the
+          rules exactly (under ``theailearner`` a move is fatal when it leaves the board or
+          a body cell lies straight ahead after it; under ``classic`` when it leaves the
+          board or enters a body cell, the tail's cell free unless the snake eats), with the
+          body moving and growing as in the game: a move onto the apple eats it (no new
+          apple appears in the search). Step limits and starvation are not part of it.
+    3-4   the apple's direction as a unit vector (forward, right); (0, 0) if none/on head
+          (as vision's 30-31).
 """
 
 from __future__ import annotations
@@ -64,10 +77,18 @@ from numba import njit
 Cell = tuple[int, int]
 
 #: Observation sets and their number of features.
-OBSERVATIONS: dict[str, int] = {"blog7": 7, "vision": 35, "cycle": 7}
+OBSERVATIONS: dict[str, int] = {"blog7": 7, "vision": 35, "cycle": 7, "lookahead": 5}
 
 #: Stable integer ids of the sets (the engine's compiled code dispatches on these).
-OBSERVATION_IDS: dict[str, int] = {"blog7": 0, "vision": 1, "cycle": 2}
+OBSERVATION_IDS: dict[str, int] = {"blog7": 0, "vision": 1, "cycle": 2, "lookahead": 3}
+
+#: How many moves deep ``lookahead`` searches (hand-written policies on theailearner 50x50
+#: that keep to moves with a search of 2, 4, 6, 8 and 10 moves: 56.4, 58.8, 60.5, 61.3 and
+#: 61.4 apples on 60 games; docs/snake.md).
+LOOKAHEAD_DEPTH = 8
+
+#: The rule sets an observation can be computed under.
+_RULE_NAMES = ("classic", "theailearner")
 
 #: The 8 ray directions in the snake's frame as (forward, right) multiples, clockwise.
 RAYS_FR: tuple[tuple[int, int], ...] = ((1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1))
@@ -134,9 +155,14 @@ def _unit(dx: int, dy: int) -> tuple[float, float]:
 
 
 def observe(name: str, body: Sequence[Cell], apple: Cell | None, heading: Cell,
-            width: int, height: int) -> np.ndarray:
-    """The observation vector (float32) of set ``name`` for one raw game state."""
+            width: int, height: int, rules: str = "classic") -> np.ndarray:
+    """The observation vector (float32) of set ``name`` for one raw game state.
+
+    ``rules`` names the game's rule set (``classic`` or ``theailearner``); only
+    ``lookahead`` depends on it."""
     check_observation(name)
+    if rules not in _RULE_NAMES:
+        raise ValueError(f"unknown snake rules {rules!r}; choose from {', '.join(_RULE_NAMES)}")
     body = [(int(x), int(y)) for x, y in body]
     heading = (int(heading[0]), int(heading[1]))
     apple = None if apple is None else (int(apple[0]), int(apple[1]))
@@ -144,6 +170,8 @@ def observe(name: str, body: Sequence[Cell], apple: Cell | None, heading: Cell,
         feats = _blog7(body, apple, heading, width, height)
     elif name == "vision":
         feats = _vision(body, apple, heading, width, height)
+    elif name == "lookahead":
+        feats = _lookahead(body, apple, heading, width, height, rules == "classic")
     else:
         check_observation(name, width, height)
         feats = _cycle(body, apple, heading, width, height)
@@ -241,6 +269,54 @@ def _cycle(body: list[Cell], apple: Cell | None, heading: Cell, width: int, heig
     if apple is None:
         distance = [0.0, 0.0, 0.0]
     return onward + distance + [len(body) / n]
+
+
+def _move(body: tuple[Cell, ...], apple: Cell | None, heading: Cell, action: int, width: int, height: int,
+          classic: bool) -> tuple[tuple[Cell, ...], Cell | None, Cell] | None:
+    """One move of ``lookahead``'s search: the next (body, apple, heading), or None if fatal."""
+    hx, hy = heading
+    h = (hy, -hx) if action == 0 else ((hx, hy) if action == 1 else (-hy, hx))
+    x, y = body[0]
+    new = (x + h[0], y + h[1])
+    if not (0 <= new[0] < width and 0 <= new[1] < height):
+        return None
+    eats = new == apple
+    if classic and new in (body if eats else body[:-1]):
+        return None
+    moved = (new, *body) if eats else (new, *body[:-1])
+    if not classic and (new[0] + h[0], new[1] + h[1]) in moved:
+        return None
+    return moved, (None if eats else apple), h
+
+
+def _reach(body: tuple[Cell, ...], apple: Cell | None, heading: Cell, width: int, height: int, classic: bool,
+           depth: int) -> int:
+    """The most moves in a row, at most ``depth``, survivable from this state."""
+    best = 0
+    for action in (1, 0, 2):
+        if best == depth:
+            break
+        child = _move(body, apple, heading, action, width, height, classic)
+        if child is not None:
+            best = max(best, 1 + (_reach(*child, width, height, classic, depth - 1) if depth > 1 else 0))
+    return best
+
+
+def _lookahead(body: list[Cell], apple: Cell | None, heading: Cell, width: int, height: int,
+               classic: bool) -> list[float]:
+    (x, y), (hx, hy) = body[0], heading
+    rx, ry = -hy, hx
+    feats: list[float] = []
+    for action in (0, 1, 2):  # left, front, right
+        child = _move(tuple(body), apple, heading, action, width, height, classic)
+        reach = 0 if child is None else 1 + _reach(*child, width, height, classic, LOOKAHEAD_DEPTH - 1)
+        feats.append(reach / LOOKAHEAD_DEPTH)
+    if apple is None:
+        feats += [0.0, 0.0]
+    else:
+        ux, uy = _unit(apple[0] - x, apple[1] - y)
+        feats += [ux * hx + uy * hy, ux * rx + uy * ry]
+    return feats
 
 
 def _region(start: Cell, occupied: set[Cell], width: int, height: int) -> set[Cell]:

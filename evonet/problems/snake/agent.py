@@ -157,10 +157,11 @@ class Agent:
         width: int,
         height: int,
     ) -> np.ndarray:
-        """The agent's observation vector (float32, ``(spec.n_inputs,)``) of a game state."""
+        """The agent's observation vector (float32, ``(spec.n_inputs,)``) of a game state
+        (under the agent's own rule set, which ``lookahead`` depends on)."""
         from evonet.envs.snake.observations import observe
 
-        return observe(self.observation, body, apple, heading, width, height)
+        return observe(self.observation, body, apple, heading, width, height, rules=self.rules["name"])
 
     def outputs(self, obs: np.ndarray) -> np.ndarray:
         """Network outputs for observations of shape (..., n_inputs): (..., n_outputs)."""

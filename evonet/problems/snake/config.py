@@ -18,8 +18,9 @@ class SnakeConfig:
     board: Optional[int] = _f(
         None, "board side in cells (square); default: the rule set's own (classic 10, theailearner 50)", min=5, max=200
     )
-    observation: Literal["blog7", "vision", "cycle"] = _f(
-        "vision", "observation set fed to the network (docs/snake.md; cycle: boards with an even number of cells)"
+    observation: Literal["blog7", "vision", "cycle", "lookahead"] = _f(
+        "vision", "observation set fed to the network (docs/snake.md; cycle: boards with an even number of cells; "
+        "lookahead: an 8-move search under the game's rules)"
     )
     games: int = _f(8, "games per individual per evaluation (fitness = mean score)", min=1, max=10_000)
     engine: Literal["auto", "fused", "batched"] = _f(
