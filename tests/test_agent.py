@@ -352,3 +352,11 @@ def test_a_lookahead_agent_observes_under_its_own_rule_set(tmp_path):
             game.step(agent.act(game.body, game.apple, game.heading, rules.width, rules.height))
         assert (game.score, game.steps) == (res.scores[0, g], res.steps[0, g])
     assert res.steps.sum() > 1000 and differs > 0  # long games, some states the classic rules see otherwise
+    # played under other rules (evonet eval/watch --rules), it observes under those
+    classic = make_rules("classic", 10, 10)
+    res = fused.play_mlp(spec, weights[None], classic, "lookahead", seeds[None])
+    for g, seed in enumerate(seeds):
+        game = SnakeGame(classic, int(seed))
+        while not game.done:
+            game.step(agent.act(game.body, game.apple, game.heading, 10, 10, rules="classic"))
+        assert (game.score, game.steps) == (res.scores[0, g], res.steps[0, g])

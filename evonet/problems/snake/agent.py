@@ -156,12 +156,14 @@ class Agent:
         heading: tuple[int, int],
         width: int,
         height: int,
+        rules: str | None = None,
     ) -> np.ndarray:
-        """The agent's observation vector (float32, ``(spec.n_inputs,)``) of a game state
-        (under the agent's own rule set, which ``lookahead`` depends on)."""
+        """The agent's observation vector (float32, ``(spec.n_inputs,)``) of a game state,
+        computed under the rule set ``rules`` (default: the agent's own; ``lookahead`` is the
+        one set that depends on it)."""
         from evonet.envs.snake.observations import observe
 
-        return observe(self.observation, body, apple, heading, width, height, rules=self.rules["name"])
+        return observe(self.observation, body, apple, heading, width, height, rules=rules or self.rules["name"])
 
     def outputs(self, obs: np.ndarray) -> np.ndarray:
         """Network outputs for observations of shape (..., n_inputs): (..., n_outputs)."""
@@ -178,6 +180,7 @@ class Agent:
         heading: tuple[int, int],
         width: int,
         height: int,
+        rules: str | None = None,
     ) -> int:
         """The action for one game state: 0 left, 1 straight, 2 right (relative to heading).
 
@@ -185,9 +188,10 @@ class Agent:
         (``None`` once the game is won), ``heading`` the unit step ``(dx, dy)``; ``y``
         grows towards the south. The signature matches the ``agent_act`` callback of
         :func:`evonet.envs.snake.render.play`.
-        Ties between outputs go to the lowest action index.
+        Ties between outputs go to the lowest action index. ``rules`` names the rule set of
+        the game being played when it is not the agent's own (see :meth:`observe`).
         """
-        obs = self.observe(body, apple, heading, width, height)
+        obs = self.observe(body, apple, heading, width, height, rules)
         return int(self.act_batch(obs))
 
     def act_batch(self, obs: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -217,7 +218,8 @@ def cmd_watch(args) -> int:
         chosen = " (median game)"
         print(f"showing evaluation seed {seed}: {why}; watch another game with --seed N", flush=True)
     label = f"{Path(args.run_dir).resolve().name}  evaluation seed {seed}{chosen}"
-    out = play(agent.act, rules, seed, window=window, fps=args.fps, frames_dir=args.frames, gif=args.gif,
+    act = functools.partial(agent.act, rules=rules.name)  # observe under the rules played (lookahead)
+    out = play(act, rules, seed, window=window, fps=args.fps, frames_dir=args.frames, gif=args.gif,
                max_frames=args.max_frames, label=label)
     print(f"{rules.name} {rules.width}x{rules.height}, evaluation seed {seed}{chosen}: score {out['score']} "
           f"in {out['steps']} steps ({out['death'] or 'stopped'})")
