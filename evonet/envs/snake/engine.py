@@ -541,6 +541,19 @@ def _segment(g, r, state, body, stack):
     return np.int64(stack[4 * (r - length) + 1])
 
 
+@njit(cache=True, inline="always")
+def _take_back(g, level, removed, state, body, grid, stack):
+    """Take back `lookahead`'s search move at `level` (the last one applied); returns the
+    tail segments left after it and whether that move had eaten the apple."""
+    top = 4 * level
+    grid[g, np.int64(stack[top + 1])] -= 1
+    if stack[top + 2]:
+        return removed, True
+    removed -= 1
+    grid[g, _segment(g, removed, state, body, stack)] += 1
+    return removed, False
+
+
 @njit(cache=True)
 def _reach(g, classic, width, first, state, body, grid, stack):
     """`lookahead`'s search for game g: 1 + the most further moves (LOOKAHEAD_DEPTH in all)
@@ -604,25 +617,16 @@ def _reach(g, classic, width, first, state, body, grid, stack):
             stack[top + 3] = tried + 1
             d = (np.int64(stack[top]) + (1 if tried == 0 else (0 if tried == 1 else 2)) + 3) & 3
             continue
-        # every move from here tried: undo the last one
-        grid[g, np.int64(stack[top + 1])] -= 1
-        if stack[top + 2]:
-            eaten = False
-        else:
-            removed -= 1
-            grid[g, _segment(g, removed, state, body, stack)] += 1
+        # every move from here tried: take the last one back
         depth -= 1
+        removed, ate = _take_back(g, depth, removed, state, body, grid, stack)
+        if ate:
+            eaten = False
         if depth == 0:
             break
-    while depth > 0:  # undo the moves still applied
-        top = 4 * (depth - 1)
-        grid[g, np.int64(stack[top + 1])] -= 1
-        if stack[top + 2]:
-            eaten = False
-        else:
-            removed -= 1
-            grid[g, _segment(g, removed, state, body, stack)] += 1
+    while depth > 0:  # take back the moves still applied
         depth -= 1
+        removed, _ = _take_back(g, depth, removed, state, body, grid, stack)
     return best
 
 
