@@ -546,22 +546,25 @@ def test_search_ensemble_exports_the_average_of_the_best_candidates(tmp_path, di
     from evonet.problems.nas.accuracy import accuracy
     from evonet.runner import run_experiment
 
+    from evonet.tf_utils import import_keras
+
     common = ["search.space=dense_classifier", "ga.population=3", "ga.offspring=2", "ga.generations=1",
               "search.epochs=3", "search.patience=1", "ga.hall_of_fame=3", "search.final_folds=2",
               "search.cv_epochs=best", "search.include_defaults=true"]
+    # the same run without an ensemble, for comparison: under TensorFlow (JAX's second pass of
+    # the backends tests checks the ensemble run on its own; its compiling makes a run slow)
+    compare = import_keras().backend.backend() == "tensorflow"
     runs = {}
-    for n in (1, 2):
+    for n in (1, 2) if compare else (2,):
         cfg = config.load(ROOT / "experiments" / "digits_search.yaml", common + [f"search.ensemble={n}"])
         stream = io.StringIO()
         run_dir, result = run_experiment(cfg, tmp_path / f"run{n}", stream=stream)
         runs[n] = (run_dir, json.loads((run_dir / "best" / "summary.json").read_text()), stream.getvalue(), result)
-    _, single, _, _ = runs[1]
     run_dir, summary, text, result = runs[2]
-    assert "ensemble" not in single
     ens = summary["ensemble"]
     members = ens["members"]
     assert ens["requested"] == 2 and ens["size"] == len(members) == 2 and ens["failed"] == []
-    assert members[0]["hash"] == summary["hash"] == single["hash"] and members[1]["hash"] != members[0]["hash"]
+    assert members[0]["hash"] == summary["hash"] and members[1]["hash"] != members[0]["hash"]
     assert ens["params"] == sum(m["params"] for m in members) and members[0]["params"] == summary["params"]
     # the second member is the candidate the cross-validation ranked next
     ranked = sorted(summary["cross_validation"]["candidates"], key=lambda c: (-c["cv_accuracy"], c["rank"]))
@@ -576,13 +579,17 @@ def test_search_ensemble_exports_the_average_of_the_best_candidates(tmp_path, di
         warnings.simplefilter("always")
         model = load_model(run_dir / "best" / "model.keras")
     assert not [w for w in caught if "Skipping variable loading" in str(w.message)]  # it loads cleanly
-    alone = load_model(runs[1][0] / "best" / "model.keras")
     x = digits.x_test
     outs = [model.get_layer(f"member_{k}").predict(x, verbose=0) for k in range(2)]
     np.testing.assert_allclose(model.predict(x, verbose=0), (outs[0] + outs[1]) / 2, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(outs[0], alone.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
     assert summary["test_accuracy"] == ens["test_accuracy"] == accuracy(model, x, digits.y_test)
-    assert ens["best_genome_test_accuracy"] == single["test_accuracy"]
+    assert ens["best_genome_test_accuracy"] == pytest.approx(float(np.mean(outs[0].argmax(axis=1) == digits.y_test)))
+    if compare:  # the first member is the model the run without an ensemble exports
+        _, single, _, _ = runs[1]
+        assert "ensemble" not in single and single["hash"] == summary["hash"]
+        alone = load_model(runs[1][0] / "best" / "model.keras")
+        np.testing.assert_allclose(outs[0], alone.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+        assert ens["best_genome_test_accuracy"] == single["test_accuracy"]
     from evonet.report import write_report
 
     assert "an ensemble of 2 genomes" in write_report(run_dir).read_text()
