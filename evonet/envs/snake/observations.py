@@ -74,6 +74,8 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
+from .rules import RULE_SETS
+
 Cell = tuple[int, int]
 
 #: Observation sets and their number of features.
@@ -86,9 +88,6 @@ OBSERVATION_IDS: dict[str, int] = {"blog7": 0, "vision": 1, "cycle": 2, "lookahe
 #: that keep to moves with a search of 2, 4, 6, 8 and 10 moves: 56.4, 58.8, 60.5, 61.3 and
 #: 61.4 apples on 60 games; docs/snake.md).
 LOOKAHEAD_DEPTH = 8
-
-#: The rule sets an observation can be computed under.
-_RULE_NAMES = ("classic", "theailearner")
 
 #: The 8 ray directions in the snake's frame as (forward, right) multiples, clockwise.
 RAYS_FR: tuple[tuple[int, int], ...] = ((1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1))
@@ -161,8 +160,8 @@ def observe(name: str, body: Sequence[Cell], apple: Cell | None, heading: Cell,
     ``rules`` names the game's rule set (``classic`` or ``theailearner``); only
     ``lookahead`` depends on it."""
     check_observation(name)
-    if rules not in _RULE_NAMES:
-        raise ValueError(f"unknown snake rules {rules!r}; choose from {', '.join(_RULE_NAMES)}")
+    if rules not in RULE_SETS:
+        raise ValueError(f"unknown snake rules {rules!r}; choose from {', '.join(RULE_SETS)}")
     body = [(int(x), int(y)) for x, y in body]
     heading = (int(heading[0]), int(heading[1]))
     apple = None if apple is None else (int(apple[0]), int(apple[1]))
