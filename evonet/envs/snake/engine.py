@@ -296,60 +296,87 @@ def _solid(v, c, tail_cell):
 
 
 @njit(cache=True, inline="always")
+def _head(g, state, body):
+    """Game g's head (x, y), heading index and tail cell."""
+    return np.int64(state[g, HX]), np.int64(state[g, HY]), state[g, DIR], np.int64(body[g, state[g, TAIL]])
+
+
+@njit(cache=True, inline="always")
+def _ray(k, hx, hy, x, y, width, height):
+    """Ray k of `vision` (clockwise from straight ahead) from the head at (x, y) heading
+    (hx, hy): its unit step (sx, sy) on the board and ``dist``, the steps to the first cell
+    off the board. The border's distance comes from coordinates."""
+    f = _RAY_F[k]
+    r = _RAY_R[k]
+    sx = f * hx - r * hy  # forward (hx, hy), right (-hy, hx)
+    sy = f * hy + r * hx
+    # comparisons, not min(): numba 0.68's built-in CUDA target fails to compile the builtin
+    # min of two numbers
+    dist = (width - x) if sx > 0 else ((x + 1) if sx < 0 else width + height)
+    if sy > 0:
+        if height - y < dist:
+            dist = height - y
+    elif sy < 0:
+        if y + 1 < dist:
+            dist = y + 1
+    return sx, sy, dist
+
+
+@njit(cache=True, inline="always")
+def _ray_features(out, row, k, sx, sy, dist, t, has_apple, adx, ady):
+    """Ray k's three `vision` features: 1/dist, 1/t for the first body cell t steps away (0:
+    none before the border), whether the apple, (adx, ady) from the head, lies on the ray."""
+    apple_seen = 0.0
+    if has_apple:
+        ta = adx * sx if sx != 0 else ady * sy
+        if 1 <= ta < dist and adx == ta * sx and ady == ta * sy:
+            apple_seen = 1.0
+    out[row, 3 * k] = _inverse(dist)
+    out[row, 3 * k + 1] = _inverse(t) if t > 0 else 0.0
+    out[row, 3 * k + 2] = apple_seen
+
+
+@njit(cache=True, inline="always")
 def _observe_vision(g, classic, width, height, state, body, grid, out, row, mark, stack, base):
     """Write game g's `vision` features to out[row]. `mark` and `stack` are scratch arrays
     of the padded grid's size; cells with mark < base count as unseen, base..base+3 are
-    used here (so the next call must pass base + 4 or more)."""
+    used here (so the next call must pass base + 4 or more).
+
+    The rays walk the board from the head to the first body cell; the fused engine reads
+    them from bit masks of the body instead (:func:`.fused._observe_vision_lines`), and both
+    share the rest (:func:`_vision_rest`)."""
     stride = width + 2
     h = state[g, HCELL]
-    x = np.int64(state[g, HX])
-    y = np.int64(state[g, HY])
-    tail_cell = np.int64(body[g, state[g, TAIL]])
-    d = state[g, DIR]
+    x, y, d, tail_cell = _head(g, state, body)
+    has_apple = state[g, ACELL] >= 0
+    adx = np.int64(state[g, AX]) - x
+    ady = np.int64(state[g, AY]) - y
+    for k in range(8):
+        sx, sy, dist = _ray(k, _DX[d], _DY[d], x, y, width, height)
+        step = sx + sy * stride
+        t = 0
+        c = h + step
+        for i in range(1, dist):
+            if _solid(grid[g, c], c, tail_cell):
+                t = i
+                break
+            c += step
+        _ray_features(out, row, k, sx, sy, dist, t, has_apple, adx, ady)
+    _vision_rest(g, classic, width, height, state, body, grid, out, row, mark, stack, base)
+
+
+@njit(cache=True, inline="always")
+def _vision_rest(g, classic, width, height, state, body, grid, out, row, mark, stack, base):
+    """`vision` features 24..34 of game g (blocked moves, regions, apple and tail directions,
+    length) into out[row]: :func:`_observe_vision` without the rays."""
+    stride = width + 2
+    h = state[g, HCELL]
+    x, y, d, tail_cell = _head(g, state, body)
     hx = _DX[d]
     hy = _DY[d]
     rx = -hy
     ry = hx
     apple = state[g, ACELL]
-    adx = np.int64(state[g, AX]) - x
-    ady = np.int64(state[g, AY]) - y
-    # 8 rays, clockwise from straight ahead, as (forward, right) multiples. The border's
-    # distance and the apple come from coordinates; only the walk to the first body cell
-    # reads the board.
-    to_east = width - x
-    to_west = x + 1
-    to_south = height - y
-    to_north = y + 1
-    for k in range(8):
-        f = _RAY_F[k]
-        r = _RAY_R[k]
-        sx = f * hx + r * rx
-        sy = f * hy + r * ry
-        # dist: the steps to the first cell off the board (comparisons, not min(): numba
-        # 0.68's built-in CUDA target fails to compile the builtin min of two numbers)
-        dist = to_east if sx > 0 else (to_west if sx < 0 else width + height)
-        if sy > 0:
-            if to_south < dist:
-                dist = to_south
-        elif sy < 0:
-            if to_north < dist:
-                dist = to_north
-        step = sx + sy * stride
-        body_inv = 0.0
-        c = h + step
-        for t in range(1, dist):
-            if _solid(grid[g, c], c, tail_cell):
-                body_inv = _inverse(t)
-                break
-            c += step
-        apple_seen = 0.0
-        if apple >= 0:
-            ta = adx * sx if sx != 0 else ady * sy
-            if 1 <= ta < dist and adx == ta * sx and ady == ta * sy:
-                apple_seen = 1.0
-        out[row, 3 * k] = _inverse(dist)
-        out[row, 3 * k + 1] = body_inv
-        out[row, 3 * k + 2] = apple_seen
     # left, front, right: blocked bits
     m0 = -rx - ry * stride
     m1 = hx + hy * stride
