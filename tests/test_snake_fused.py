@@ -63,6 +63,51 @@ def test_the_fused_games_equal_the_batched_engine_step_by_step(spec, observation
     assert got.env_steps == int(steps.sum()) and got.env_steps > 12 * 9
 
 
+@pytest.mark.parametrize("name,board,overlap", [("classic", (10, 10), False), ("classic", (7, 12), False),
+                                                ("theailearner", (12, 15), True), ("theailearner", (50, 50), True),
+                                                ("classic", (fused.LINES_MAX, 5), False)])
+def test_vision_rays_from_line_masks_equal_the_walked_rays(name, board, overlap):
+    """The fused engine reads `vision`'s rays from bit masks of the body, one per row, column
+    and diagonal of the board; the batched engine walks them. On random states (both rule
+    sets, overlapping segments under theailearner, the widest board with masks) every
+    feature is the same bits."""
+    from tests.test_observations import random_snake
+
+    rules = make_rules(name, *board)
+    w, h = board
+    rng = np.random.default_rng([7, w, h])
+    n = 300
+    eng = BatchSnake(rules, np.arange(n, dtype=np.uint64))
+    for i in range(n):
+        body, heading = random_snake(rng, w, h, int(rng.integers(2, min(w * h // 2, 60))), overlap)
+        if i % 3 == 0:  # heads on the board's edges and corners too
+            x, y = [w - 1, 0][i % 2], [h - 1, 0][(i // 2) % 2]
+            body = [(x, y), (x - 1, y) if x else (x + 1, y)]
+            heading = (body[0][0] - body[1][0], 0)
+        free = [(x, y) for y in range(h) for x in range(w) if (x, y) not in body]
+        apple = None if rng.random() < 0.1 else free[rng.integers(len(free))]
+        eng.set_game(i, body, apple, heading)
+    got = fused.observe_vision_lines(eng)
+    np.testing.assert_array_equal(got.view(np.uint32), eng.observe("vision").view(np.uint32))
+    assert (got[:, 1:24:3] > 0).any()  # bodies were seen
+
+
+def test_vision_beyond_the_line_masks_walks_the_rays():
+    """A board wider than LINES_MAX keeps no masks: the fused engine walks the rays there,
+    and its games still equal the batched engine's."""
+    spec = nn.MLPSpec(35, (6,), 3, activation="tanh")
+    rules = make_rules("classic", fused.LINES_MAX + 1, 6)
+    weights = weights_for(spec, 4, 3, 0.8)
+    seeds = np.arange(4 * 5, dtype=np.uint64).reshape(4, 5) + np.uint64(50)
+    got = fused.play_mlp(spec, weights, rules, "vision", seeds)
+    scores, steps, deaths = stepped(spec, weights, rules, "vision", seeds)
+    np.testing.assert_array_equal(got.steps, steps)
+    np.testing.assert_array_equal(got.scores, scores)
+    np.testing.assert_array_equal(got.deaths, deaths)
+    with pytest.raises(ValueError, match="board: line masks cover boards up to 63x63, got 64x6"):
+        fused.observe_vision_lines(BatchSnake(rules, np.arange(2, dtype=np.uint64)))
+
+
 def test_long_games_equal_the_reference_game_and_the_batched_evaluator():
     from evonet.bench.snake import BLOG_SPEC, heuristic_like_weights
     from evonet.problems.snake.evaluate import evaluate_weights

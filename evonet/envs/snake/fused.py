@@ -12,6 +12,11 @@ whose game ends takes the chunk's next game. The game logic is the batched engin
 live lanes), so a game given the same actions is the same game, move for move, as in
 :class:`~.engine.BatchSnake` and in the reference.
 
+On boards up to :data:`LINES_MAX` cells a side, each lane also keeps bit masks of its body
+per row, column and diagonal, updated as the snake moves, and `vision` reads its eight rays'
+first body cells from them (:func:`_observe_vision_lines`) instead of walking the board;
+the features are the batched engine's bit for bit.
+
 The forward pass runs over the lanes in float32 with a fixed order and no BLAS: for each
 unit, ``sum_i x[i] * W[i, o]`` accumulated in input order, then the bias; the activations
 use additions, multiplications and divisions only, never the C library's ``exp``/``tanh``
@@ -35,7 +40,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 from evonet.nn import _LEAKY_SLOPE, _SELU_ALPHA, _SELU_SCALE
 
@@ -64,6 +71,174 @@ _INV_FACT = np.array([1.0 / math.factorial(n) for n in range(14)])
 _step = njit(inline="always")(_e._step_range.py_func)
 _observe = njit(inline="always")(_e._observe_range.py_func)
 _reset_game = njit(inline="always")(_e._reset_game.py_func)
+_ray = _e._ray
+_ray_features = _e._ray_features
+_vision_rest = _e._vision_rest
+
+
+# ---------------------------------------------------------------------------------------
+# `vision`'s rays from bit masks of the body (the fused engine on boards up to LINES_MAX)
+#
+# Each lane keeps, beside its grid, one uint64 bit mask of the body's cells per board line:
+# row y (bit x), column x (bit y), diagonal x - y (bit x) and anti-diagonal x + y (bit x),
+# updated as the head moves on and the tail leaves its cell. A ray's first body cell is then
+# the lowest (or highest) set bit beyond the head on its line, one instruction, where the
+# batched engine walks the board cell by cell; the features are the same bits.
+
+#: boards up to this many columns and rows keep line masks (a shift by the head's x + 1 stays
+#: under 64); larger ones walk the rays as the batched engine does
+LINES_MAX = 63
+
+
+def _zero_bits(op: str):
+    """An intrinsic counting the zero bits of a uint64 with LLVM's ``op`` (64 for 0)."""
+
+    @intrinsic
+    def count(typingctx, m):
+        if m != types.uint64:
+            return None
+
+        def codegen(context, builder, signature, args):
+            return getattr(builder, op)(args[0], ir.Constant(ir.IntType(1), 0))
+
+        return types.uint64(types.uint64), codegen
+
+    return count
+
+
+_ctz = _zero_bits("cttz")  # trailing zero bits
+_clz = _zero_bits("ctlz")  # leading zero bits
+
+
+@njit(cache=True, inline="always")
+def _line_bits(lines, k, x, y, width, height, on):
+    """Set (on) or clear cell (x, y)'s bit in lane k's four lines."""
+    bx = np.uint64(1) << np.uint64(x)
+    by = np.uint64(1) << np.uint64(y)
+    diag = height + width + x - y + height - 1
+    anti = height + width + width + height - 1 + x + y
+    if on:
+        lines[k, y] |= bx
+        lines[k, height + x] |= by
+        lines[k, diag] |= bx
+        lines[k, anti] |= bx
+    else:
+        lines[k, y] &= ~bx
+        lines[k, height + x] &= ~by
+        lines[k, diag] &= ~bx
+        lines[k, anti] &= ~bx
+
+
+@njit(cache=True, inline="always")
+def _lines_build(k, state, body, lines, cell_x, cell_y, width, height):
+    """Lane k's line masks from its body (a new game)."""
+    for j in range(lines.shape[1]):
+        lines[k, j] = 0
+    cap = body.shape[1]
+    slot = state[k, _e.TAIL]
+    for _ in range(state[k, _e.LEN]):
+        c = body[k, slot]
+        _line_bits(lines, k, cell_x[c], cell_y[c], width, height, True)
+        slot += 1
+        if slot == cap:
+            slot = 0
+
+
+@njit(cache=True, inline="always")
+def _lines_step(k, old_tail, state, grid, lines, cell_x, cell_y, width, height):
+    """Lane k's line masks after a step: the head's new cell is set, the tail's old cell
+    cleared once no segment is left on it (under theailearner segments may overlap)."""
+    _line_bits(lines, k, np.int64(state[k, _e.HX]), np.int64(state[k, _e.HY]), width, height, True)
+    if (grid[k, old_tail] & _e._COUNT) == 0:
+        _line_bits(lines, k, cell_x[old_tail], cell_y[old_tail], width, height, False)
+
+
+@njit(cache=True)
+def _line_tables(rows, use, width, height):
+    """``(lines, cell_x, cell_y)``: ``rows`` rows of line masks (one column where ``use`` is
+    false) and each padded cell's board coordinates."""
+    stride = width + 2
+    padded = stride * (height + 2)
+    lines = np.zeros((rows, height + width + 2 * (width + height - 1) if use else 1), dtype=np.uint64)
+    cell_x = np.empty(padded, dtype=np.int64)
+    cell_y = np.empty(padded, dtype=np.int64)
+    for c in range(padded):
+        cell_x[c] = c % stride - 1
+        cell_y[c] = c // stride - 1
+    return lines, cell_x, cell_y
+
+
+@njit(cache=True, inline="always")
+def _observe_vision_lines(g, classic, width, height, state, body, grid, out, row, mark, stack, base,
+                          lines, cell_x, cell_y):
+    """:func:`.engine._observe_vision` of lane g, the rays read from its line masks."""
+    x, y, d, tail_cell = _e._head(g, state, body)
+    # the four lines through the head; the tail's cell counts as free (the tail moves on
+    # first) unless another segment lies there too
+    rmask = lines[g, y]
+    cmask = lines[g, height + x]
+    dmask = lines[g, height + width + x - y + height - 1]
+    amask = lines[g, height + width + width + height - 1 + x + y]
+    if (grid[g, tail_cell] & _e._COUNT) == 1:
+        tx = np.int64(cell_x[tail_cell])
+        ty = np.int64(cell_y[tail_cell])
+        bx = ~(np.uint64(1) << np.uint64(tx))
+        if ty == y:
+            rmask &= bx
+        if tx == x:
+            cmask &= ~(np.uint64(1) << np.uint64(ty))
+        if tx - ty == x - y:
+            dmask &= bx
+        if tx + ty == x + y:
+            amask &= bx
+    has_apple = state[g, _e.ACELL] >= 0
+    adx = np.int64(state[g, _e.AX]) - x
+    ady = np.int64(state[g, _e.AY]) - y
+    for k in range(8):
+        sx, sy, dist = _ray(k, _e._DX[d], _e._DY[d], x, y, width, height)
+        # the ray's line and the coordinate along it that the step increases (or decreases);
+        # selects, not branches: the rays' directions change from one ray to the next
+        m = rmask if sy == 0 else (cmask if sx == 0 else (dmask if sx == sy else amask))
+        pos = y if sx == 0 else x
+        up = (sy > 0) if sx == 0 else (sx > 0)
+        above = m >> np.uint64(pos + 1)
+        below = m & ((np.uint64(1) << np.uint64(pos)) - np.uint64(1))
+        t_up = np.int64(_ctz(above)) + 1  # 65: none
+        t_down = pos - 63 + np.int64(_clz(below))  # pos + 1: none
+        t = t_up if up else t_down
+        t = t if (above != 0 if up else below != 0) else 0
+        _ray_features(out, row, k, sx, sy, dist, t, has_apple, adx, ady)
+    _vision_rest(g, classic, width, height, state, body, grid, out, row, mark, stack, base)
+
+
+@njit(cache=True)
+def _observe_lines_batch(games, classic, width, height, state, body, grid, out):
+    """`vision` of games[j] into out[j] through line masks built from each body."""
+    lines, cell_x, cell_y = _line_tables(state.shape[0], True, width, height)
+    mark, stack = _e._scratch(1, grid.shape[1])
+    base = 0
+    for j in range(games.shape[0]):
+        g = games[j]
+        if state[g, _e.DONE]:
+            continue
+        _lines_build(g, state, body, lines, cell_x, cell_y, width, height)
+        base += 4
+        _observe_vision_lines(g, classic, width, height, state, body, grid, out, j, mark, stack, base,
+                              lines, cell_x, cell_y)
+
+
+def observe_vision_lines(engine, games=None) -> np.ndarray:
+    """The `vision` rows of ``engine``'s games (a :class:`~.engine.BatchSnake`; default: all;
+    finished games' rows stay zero) as the fused engine computes them, the rays from bit masks
+    of each body (boards up to :data:`LINES_MAX`): equal to ``engine.observe("vision", games)``
+    bit for bit."""
+    r = engine.rules
+    if r.width > LINES_MAX or r.height > LINES_MAX:
+        raise ValueError(f"board: line masks cover boards up to {LINES_MAX}x{LINES_MAX}, got {r.width}x{r.height}")
+    games = np.arange(engine.n_games) if games is None else np.asarray(games, dtype=np.int64)
+    out = np.zeros((games.shape[0], _e.OBSERVATIONS["vision"]), dtype=np.float32)
+    _observe_lines_batch(games, r.classic, r.width, r.height, engine.state, engine.body, engine.grid, out)
+    return out
 
 
 class FusedUnsupported(ValueError):
@@ -228,9 +403,11 @@ def _start(k, g, seeds, weights, games_per_net, wl, classic, width, height, star
 
 
 @njit(cache=True, inline="always")
-def _move(a, b, game, wl, state, body, grid, rng):
+def _move(a, b, game, wl, state, body, grid, rng, lines):
     """Lane a takes over lane b's game (lanes stay packed: the live ones are 0..n-1)."""
     game[a] = game[b]
+    for c in range(lines.shape[1]):
+        lines[a, c] = lines[b, c]
     for c in range(state.shape[1]):
         state[a, c] = state[b, c]
     for c in range(body.shape[1]):
@@ -268,6 +445,10 @@ def _play_chunk(lo, hi, order, weights, games_per_net, sizes, acts, kind, seeds,
     h1 = np.zeros((width_max, LANES), dtype=np.float32)
     mark, stack = _e._scratch(kind, padded)
     base = 0
+    # `vision` reads its rays from line masks of the body on boards up to LINES_MAX
+    use_lines = kind == 1 and width <= LINES_MAX and height <= LINES_MAX
+    lines, cell_x, cell_y = _line_tables(LANES, use_lines, width, height)
+    old_tail = np.zeros(LANES, dtype=np.int64)
     nxt = lo
     n = 0  # live lanes: 0..n-1
     while n < LANES and nxt < hi:
@@ -275,6 +456,8 @@ def _play_chunk(lo, hi, order, weights, games_per_net, sizes, acts, kind, seeds,
         nxt += 1
         _start(n, g, seeds, weights, games_per_net, wl, classic, width, height, start_cells, start_xy, start_dir,
                score_offset, state, body, grid, rng)
+        if use_lines:
+            _lines_build(n, state, body, lines, cell_x, cell_y, width, height)
         if state[n, _e.DONE]:  # over at its start (theailearner): recorded at once
             scores[g] = state[n, _e.SCORE]
             steps[g] = state[n, _e.STEPS]
@@ -283,7 +466,15 @@ def _play_chunk(lo, hi, order, weights, games_per_net, sizes, acts, kind, seeds,
             game[n] = g
             n += 1
     while n > 0:
-        _alive, base = _observe(kind, lanes, 0, n, classic, width, height, state, body, grid, obs, mark, stack, base)
+        if use_lines:
+            for k in range(n):
+                base += 4
+                _observe_vision_lines(k, classic, width, height, state, body, grid, obs, k, mark, stack, base,
+                                      lines, cell_x, cell_y)
+                old_tail[k] = body[k, state[k, _e.TAIL]]
+        else:
+            _alive, base = _observe(kind, lanes, 0, n, classic, width, height, state, body, grid, obs, mark, stack,
+                                    base)
         for i in range(n_in):
             for k in range(n):
                 xt[i, k] = obs[k, i]
@@ -291,6 +482,10 @@ def _play_chunk(lo, hi, order, weights, games_per_net, sizes, acts, kind, seeds,
         for k in range(n):
             actions[k] = _argmax_lane(out, n_out, k)
         _step(lanes, actions, 0, n, classic, width, height, max_steps, starve, cap, state, body, grid, rng)
+        if use_lines:
+            for k in range(n):
+                if state[k, _e.DONE] == 0:
+                    _lines_step(k, old_tail[k], state, grid, lines, cell_x, cell_y, width, height)
         k = 0
         while k < n:
             if state[k, _e.DONE] == 0:
@@ -306,6 +501,8 @@ def _play_chunk(lo, hi, order, weights, games_per_net, sizes, acts, kind, seeds,
                 nxt += 1
                 _start(k, g, seeds, weights, games_per_net, wl, classic, width, height, start_cells, start_xy,
                        start_dir, score_offset, state, body, grid, rng)
+                if use_lines:
+                    _lines_build(k, state, body, lines, cell_x, cell_y, width, height)
                 if state[k, _e.DONE] == 0:
                     game[k] = g
                     started = True
@@ -318,7 +515,7 @@ def _play_chunk(lo, hi, order, weights, games_per_net, sizes, acts, kind, seeds,
                 continue
             n -= 1
             if k < n:
-                _move(k, n, game, wl, state, body, grid, rng)  # look at lane k again: it holds lane n's game
+                _move(k, n, game, wl, state, body, grid, rng, lines)  # look at lane k again: it holds lane n's game
             else:
                 k += 1
 
