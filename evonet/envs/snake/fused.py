@@ -111,20 +111,28 @@ _clz = _zero_bits("ctlz")  # leading zero bits
 
 
 @njit(cache=True, inline="always")
+def _lines_of(x, y, width, height):
+    """The columns of cell (x, y)'s four lines in a lane's masks: its row (H of them), its
+    column (W), its diagonal x - y and its anti-diagonal x + y (W + H - 1 each)."""
+    col = height + x
+    diag = height + width + x - y + height - 1
+    return y, col, diag, height + width + width + height - 1 + x + y
+
+
+@njit(cache=True, inline="always")
 def _line_bits(lines, k, x, y, width, height, on):
     """Set (on) or clear cell (x, y)'s bit in lane k's four lines."""
     bx = np.uint64(1) << np.uint64(x)
     by = np.uint64(1) << np.uint64(y)
-    diag = height + width + x - y + height - 1
-    anti = height + width + width + height - 1 + x + y
+    row, col, diag, anti = _lines_of(x, y, width, height)
     if on:
-        lines[k, y] |= bx
-        lines[k, height + x] |= by
+        lines[k, row] |= bx
+        lines[k, col] |= by
         lines[k, diag] |= bx
         lines[k, anti] |= bx
     else:
-        lines[k, y] &= ~bx
-        lines[k, height + x] &= ~by
+        lines[k, row] &= ~bx
+        lines[k, col] &= ~by
         lines[k, diag] &= ~bx
         lines[k, anti] &= ~bx
 
@@ -159,7 +167,7 @@ def _line_tables(rows, use, width, height):
     false) and each padded cell's board coordinates."""
     stride = width + 2
     padded = stride * (height + 2)
-    lines = np.zeros((rows, height + width + 2 * (width + height - 1) if use else 1), dtype=np.uint64)
+    lines = np.zeros((rows, _lines_of(width - 1, height - 1, width, height)[3] + 1 if use else 1), dtype=np.uint64)
     cell_x = np.empty(padded, dtype=np.int64)
     cell_y = np.empty(padded, dtype=np.int64)
     for c in range(padded):
@@ -175,10 +183,11 @@ def _observe_vision_lines(g, classic, width, height, state, body, grid, out, row
     x, y, d, tail_cell = _e._head(g, state, body)
     # the four lines through the head; the tail's cell counts as free (the tail moves on
     # first) unless another segment lies there too
-    rmask = lines[g, y]
-    cmask = lines[g, height + x]
-    dmask = lines[g, height + width + x - y + height - 1]
-    amask = lines[g, height + width + width + height - 1 + x + y]
+    i_row, i_col, i_diag, i_anti = _lines_of(x, y, width, height)
+    rmask = lines[g, i_row]
+    cmask = lines[g, i_col]
+    dmask = lines[g, i_diag]
+    amask = lines[g, i_anti]
     if (grid[g, tail_cell] & _e._COUNT) == 1:
         tx = np.int64(cell_x[tail_cell])
         ty = np.int64(cell_y[tail_cell])
